@@ -1,0 +1,1 @@
+"""dealbase: an API-first backend for B2B sales."""

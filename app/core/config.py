@@ -1,0 +1,39 @@
+"""One Settings object for the whole process (env prefix DEALBASE_, plus DATABASE_URL)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEALBASE_", extra="ignore")
+
+    # No DATABASE_URL means: start an embedded PostgreSQL under data_dir.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "DEALBASE_DATABASE_URL")
+    )
+    data_dir: Path = Path(".dealbase")
+    demo_data: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Requests per minute per API key, per worker process; 0 disables the limiter.
+    rate_limit_per_minute: int = 6000
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Bulk imports: 100,000 leads as CSV are about 17 MiB.
+    max_import_bytes: int = 64 * 1024 * 1024
+    idempotency_ttl_hours: int = 24
+    # An in-flight idempotency claim older than this is considered abandoned (crashed worker).
+    idempotency_stale_seconds: int = 60
+    # How often `serve` runs the background jobs (follow-ups, …); 0 turns them off.
+    jobs_interval_seconds: int = 300
+    # How often `serve` dispatches pending webhook deliveries; 0 turns the dispatcher off.
+    webhook_interval_seconds: float = 2
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,42 @@
+"""Record domain events in the same transaction as the change (transactional outbox).
+
+Every domain calls ``emit``; delivery to webhooks reads ``outbox_events`` later, so an
+event exists if and only if its change committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.audit import to_json_value
+from app.core.tenancy import actor_of, tenant_id
+from app.models.platform import OutboxEvent
+
+
+def emit(
+    session: AsyncSession,
+    event_type: str,
+    *,
+    resource_type: str,
+    resource_id: uuid.UUID | None,
+    data: dict[str, Any],
+    partner_id: uuid.UUID | None = None,
+) -> OutboxEvent:
+    actor = actor_of(session)
+    if partner_id is None and isinstance(data.get("partner_id"), uuid.UUID):
+        partner_id = data["partner_id"]  # events about a partner's deal reach that partner
+    event = OutboxEvent(
+        organization_id=tenant_id(session),
+        event_type=event_type,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        payload=to_json_value(data),
+        actor_user_id=actor.user_id,
+        partner_id=partner_id,
+        request_id=actor.request_id,
+    )
+    session.add(event)
+    return event

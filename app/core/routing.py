@@ -1,0 +1,106 @@
+"""The route class every /v1 endpoint uses: the request's single commit point.
+
+Around each handler it (1) authenticates the caller and refuses query parameters the
+endpoint does not declare (400), (2) claims the Idempotency-Key of a POST or replays its
+stored response, and (3) commits the request's session once after the handler returned, or
+rolls everything back (change, history, outbox and idempotency record alike) if anything
+raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import idempotency
+from app.core.deps import authenticate, get_session
+from app.core.errors import BadRequest
+
+
+class DealbaseRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        declared = _query_parameter_names(self.dependant)
+
+        async def route(request: Request) -> Response:
+            claim: idempotency.Claim | None = None
+            try:
+                # Authenticate first: a caller without a valid key learns nothing else (401).
+                await authenticate(request)
+                _refuse_undeclared(request, declared)
+                key = request.headers.get("idempotency-key")
+                if request.method == "POST" and key is not None:
+                    replay_or_claim = await _claim(request, key)
+                    if isinstance(replay_or_claim, Response):
+                        return replay_or_claim
+                    claim = replay_or_claim
+                response = await handler(request)
+                session = get_session(request)
+                if claim is not None:
+                    await idempotency.complete(session, claim, response)
+                await session.commit()
+                return response
+            except BaseException:
+                failed: AsyncSession | None = getattr(request.state, "db_session", None)
+                if failed is not None:
+                    await failed.rollback()
+                if claim is not None:
+                    await idempotency.release(request.app.state.sessionmaker, claim)
+                raise
+            finally:
+                used: AsyncSession | None = getattr(request.state, "db_session", None)
+                if used is not None:
+                    await used.close()
+                    request.state.db_session = None
+
+        return route
+
+
+def _refuse_undeclared(request: Request, declared: set[str]) -> None:
+    hostile = sorted(
+        {name for name, value in request.query_params.multi_items() if "\x00" in name + value}
+    )
+    if hostile:
+        raise BadRequest(
+            "Query parameters must not contain NUL (%00) characters",
+            code="invalid_character",
+            errors=[{"field": f"query.{name}", "code": "invalid_character"} for name in hostile],
+        )
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise BadRequest(
+            f"Unknown query parameter(s): {', '.join(unknown)}",
+            code="unknown_query_parameter",
+            errors=[
+                {"field": f"query.{name}", "code": "unknown_query_parameter"} for name in unknown
+            ],
+        )
+
+
+def _query_parameter_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_parameter_names(sub)
+    return names
+
+
+async def _claim(request: Request, key: str) -> idempotency.Claim | Response:
+    principal = await authenticate(request)
+    settings = request.app.state.settings
+    body = await request.body()
+    return await idempotency.claim(
+        request.app.state.sessionmaker,
+        organization_id=principal.organization_id,
+        api_key_id=principal.api_key_id,
+        key=key,
+        fingerprint=idempotency.request_fingerprint(
+            request.method, request.url.path, request.url.query, body
+        ),
+        ttl_hours=settings.idempotency_ttl_hours,
+        stale_seconds=settings.idempotency_stale_seconds,
+    )

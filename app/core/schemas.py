@@ -1,0 +1,151 @@
+"""Shared Pydantic pieces: resource base, problem document, documented error responses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+# Money and percentages travel as decimal strings ("12500.00"), never floats.
+DecimalString = Annotated[
+    Decimal,
+    PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "format": "decimal"}),
+]
+
+TWO_PLACES = Decimal("0.01")
+# An input amount or percentage with at most two decimals, normalised to exactly two, as
+# NUMERIC(…, 2) stores it: what a write returns is what later reads return.
+Decimal2 = Annotated[
+    DecimalString, Field(decimal_places=2), AfterValidator(lambda v: v.quantize(TWO_PLACES))
+]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# An input instant normalised to UTC (one without an offset is taken as UTC), as reads
+# return it ("…Z"): what a write returns is what later reads return.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here (422), not at the INSERT (500).
+        if isinstance(data, dict) and _has_nul(data):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return data
+
+
+class PatchSchema(Schema):
+    """A PATCH body: omitted fields stay as they are; ``null`` clears a field and is only
+    accepted for the fields listed in ``nullable`` (a 422 names any other)."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _reject_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("cannot be null")
+        return value
+
+
+class Resource(Schema):
+    id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class VersionedResource(Resource):
+    version: int = Field(description="Increments on every change; sent back as the ETag.")
+
+
+class ProblemError(BaseModel):
+    field: str | None = None
+    code: str
+    detail: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "type": "https://dealbase.dev/problems/not-found",
+                "title": "Not found",
+                "status": 404,
+                "detail": "account not found",
+                "code": "not_found",
+            }
+        },
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[ProblemError] | None = None
+    request_id: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: bad JSON, unknown query parameter, invalid sort or cursor",
+    401: "Missing, invalid, revoked or expired API key",
+    403: "The key lacks the scope, or the user the role",
+    404: "Not found, or belongs to another organization",
+    409: "A domain rule refused the change, or it conflicts with existing data",
+    412: "If-Match does not match the current version",
+    413: "Request body too large",
+    422: "The body failed validation; `errors` names each field",
+    429: "Rate limited; see Retry-After",
+    500: "A bug; reported with the request id",
+    503: "The database is unreachable; retry",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error statuses (problem+json)."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS[status],
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+        for status in statuses
+    }
+
+
+# Every authenticated operation can answer these.
+COMMON_ERRORS = errors(400, 401, 403, 429, 500, 503)

@@ -1,0 +1,106 @@
+"""The one place queries are scoped to the principal's organization.
+
+A session is bound to a tenant with ``bind_tenant``. From then on every ORM SELECT, UPDATE
+and DELETE on a tenant table gets ``organization_id = :tenant`` added (and soft-deleted rows
+hidden), and every new tenant row is stamped with the tenant, by SQLAlchemy events on the
+Session class. An unbound session refuses ORM statements unless it is explicitly marked as
+a system session (used by authentication, the CLI and background jobs, which filter by
+organization themselves).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from app.models.base import SoftDeleteMixin, TenantMixin
+
+TENANT_KEY = "organization_id"
+ACTOR_KEY = "actor"
+SYSTEM_KEY = "system"
+# Execution option: include soft-deleted rows (history, restore, audit views).
+INCLUDE_DELETED = "include_deleted"
+# Execution options for the few statements that must cross tenants (API-key lookup before
+# the tenant is known, system jobs); they filter by organization themselves.
+UNSCOPED: dict[str, Any] = {"dealbase_unscoped": True}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting, recorded on audit, history and outbox rows."""
+
+    user_id: uuid.UUID | None = None
+    partner_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    request_id: str | None = None
+
+
+class TenantScopeMissing(RuntimeError):
+    """An ORM statement ran on a session bound to no tenant: a programming error."""
+
+
+def bind_tenant(session: AsyncSession, organization_id: uuid.UUID, actor: Actor) -> None:
+    session.info[TENANT_KEY] = organization_id
+    session.info[ACTOR_KEY] = actor
+
+
+def mark_system(session: AsyncSession) -> None:
+    """Allow unscoped ORM statements on this session (callers filter by tenant)."""
+    session.info[SYSTEM_KEY] = True
+
+
+def tenant_id(session: AsyncSession | Session) -> uuid.UUID:
+    org = session.info.get(TENANT_KEY)
+    if org is None:
+        raise TenantScopeMissing("session is not bound to an organization")
+    return org  # type: ignore[no-any-return]
+
+
+def actor_of(session: AsyncSession | Session) -> Actor:
+    return session.info.get(ACTOR_KEY) or Actor()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_tenant(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # already scoped by the statement that loaded the parent
+    if state.execution_options.get("dealbase_unscoped", False):
+        return
+    org = state.session.info.get(TENANT_KEY)
+    if org is None:
+        if state.session.info.get(SYSTEM_KEY):
+            return
+        raise TenantScopeMissing("ORM statement on a session bound to no organization")
+    options: list[Any] = [
+        with_loader_criteria(
+            TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
+        )
+    ]
+    if not state.execution_options.get(INCLUDE_DELETED, False):
+        options.append(
+            with_loader_criteria(
+                SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
+            )
+        )
+    state.statement = state.statement.options(*options)
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
+    org = session.info.get(TENANT_KEY)
+    for obj in session.new:
+        if not isinstance(obj, TenantMixin):
+            continue
+        if obj.organization_id is None:
+            if org is None:
+                raise TenantScopeMissing(f"new {type(obj).__name__} has no organization")
+            obj.organization_id = org
+        elif org is not None and obj.organization_id != org:
+            raise TenantScopeMissing(f"new {type(obj).__name__} belongs to another tenant")

@@ -1,0 +1,327 @@
+"""Bulk lead import: CSV (header row) or a JSON array, up to 100,000 rows, as a job.
+
+Rows are validated in Python (every invalid row is reported with row, field and message),
+deduplicated by e-mail (within the file and against open leads), scored and assigned to
+territories with the same rules as single creation, then inserted set-based (multi-row
+INSERTs) in ONE transaction together with the job's final state: an import lands whole or
+not at all. Progress (rows validated, rows written) is committed separately so that
+``GET /v1/import-jobs/{id}`` can show it while the job runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.accounts import service as accounts
+from app.accounts.rules import derive_segment, normalize_domain
+from app.core.errors import NotFound, PayloadTooLarge, ValidationFailed
+from app.core.ids import new_id, utcnow
+from app.core.org_settings import org_settings
+from app.core.tenancy import UNSCOPED, Actor, bind_tenant
+from app.leads import scoring
+from app.leads.schemas import LeadCreate
+from app.leads.service import LeadSettings, active_rules, territory_fields
+from app.models import ImportJob, Lead, LeadStatusHistory, User
+from app.territories import rules as territory_rules
+from app.territories import service as territories
+
+log = logging.getLogger("dealbase.imports")
+MAX_ROWS = 100_000
+BATCH = 5_000
+MAX_STORED_ERRORS = 1_000
+OPEN = ("new", "mql", "sal", "sql", "recycled")
+# A job still queued or running this long after it started was interrupted (crash).
+INTERRUPTED_AFTER = timedelta(hours=1)
+Progress = Callable[[int, int], None]
+# ORM bulk INSERT leaves out None values, so rows differing in which fields are empty get
+# different column lists and cannot share a statement (one INSERT per row). Rendering the
+# NULLs keeps every row alike: one multi-row INSERT per batch.
+ALL_ROWS_ALIKE: dict[str, Any] = {"render_nulls": True}
+
+
+def parse_rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
+    """CSV with a header row, or a JSON array of objects; empty cells become null."""
+    if "json" in content_type:
+        try:
+            rows = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed("The body is not valid JSON", code="malformed_json") from exc
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValidationFailed(
+                "A JSON import is an array of objects",
+                errors=[{"field": "body", "code": "expected_array"}],
+            )
+    else:
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed("A CSV import must be UTF-8") from exc
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames:
+            raise ValidationFailed(
+                "The CSV needs a header row", errors=[{"field": "body", "code": "missing_header"}]
+            )
+        # An empty cell is an absent value (so a missing required one says "required").
+        rows = [
+            {(k or "").strip().lower(): v for k, v in row.items() if v not in ("", None)}
+            for row in reader
+        ]
+    if len(rows) > MAX_ROWS:
+        raise PayloadTooLarge(f"An import holds at most {MAX_ROWS} rows, got {len(rows)}")
+    return [{k: (None if v == "" else v) for k, v in row.items() if k} for row in rows]
+
+
+async def create_job(session: AsyncSession, total: int, created_by: uuid.UUID | None) -> ImportJob:
+    job = ImportJob(
+        id=new_id(),
+        kind="leads",
+        status="queued",
+        total_rows=total,
+        created_by_id=created_by,
+        errors=[],
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+def _validate(
+    rows: list[dict[str, Any]],
+) -> tuple[list[tuple[int, LeadCreate]], list[dict[str, Any]]]:
+    valid, errors = [], []
+    for number, row in enumerate(rows, start=1):
+        try:
+            valid.append((number, LeadCreate.model_validate(row)))
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = ".".join(str(p) for p in error["loc"]) or None
+                errors.append({"row": number, "field": field, "message": error["msg"]})
+    return valid, errors
+
+
+async def _existing_emails(session: AsyncSession, emails: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(emails), 10_000):
+        chunk = emails[start : start + 10_000]
+        found |= set(
+            await session.scalars(
+                select(Lead.email).where(Lead.email.in_(chunk), Lead.status.in_(OPEN))
+            )
+        )
+    return found
+
+
+async def _set_progress(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, **values: Any
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(**values)
+            .execution_options(**UNSCOPED)
+        )
+
+
+async def run_import(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    organization_id: uuid.UUID,
+    job_id: uuid.UUID,
+    rows: list[dict[str, Any]],
+    actor: Actor,
+    progress: Progress | None = None,
+) -> None:
+    """Process an import job; never raises (a failure is recorded on the job)."""
+    await _set_progress(sessionmaker, job_id, status="running", started_at=utcnow())
+    try:
+        async with sessionmaker() as session, session.begin():
+            bind_tenant(session, organization_id, actor)
+            await _import(session, sessionmaker, job_id, rows, actor, progress)
+    except Exception as exc:
+        log.exception("import failed", extra={"job_id": str(job_id)})
+        await _set_progress(
+            sessionmaker,
+            job_id,
+            status="failed",
+            finished_at=utcnow(),
+            failure=f"{type(exc).__name__}: nothing was imported",
+        )
+
+
+async def _import(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    rows: list[dict[str, Any]],
+    actor: Actor,
+    progress: Progress | None,
+) -> None:
+    total = len(rows)
+    valid, errors = _validate(rows)
+    await _set_progress(sessionmaker, job_id, processed_rows=total // 2)
+    if progress:
+        progress(total // 2, total)
+    settings = LeadSettings.of(await org_settings(session))
+    segment_rules = await accounts.segment_rules(session)
+    scoring_rules = await active_rules(session)
+    territory_list = await territories.list_territories(session)
+    territory_map = {str(t.id): t for t in territory_list}
+    rule_list = [territories.to_rule(t) for t in territory_list]
+    round_robin = {str(t.id): t.last_assigned_index for t in territory_list}
+    owners = {d.owner_id for _, d in valid if d.owner_id is not None}
+    active_owners = (
+        set(await session.scalars(select(User.id).where(User.id.in_(owners), User.is_active)))
+        if owners
+        else set()
+    )
+    emails = sorted({lead.email.lower() for _, lead in valid if lead.email})
+    taken = await _existing_emails(session, emails)
+    now = utcnow()
+    no_engagement = scoring.Engagement()
+    lead_rows: list[dict[str, Any]] = []
+    history_rows: list[dict[str, Any]] = []
+    for number, data in valid:
+        email = data.email.lower() if data.email else None
+        if data.owner_id is not None and data.owner_id not in active_owners:
+            errors.append(
+                {
+                    "row": number,
+                    "field": "owner_id",
+                    "message": "not an active user of this organization",
+                }
+            )
+            continue
+        if email and email in taken:
+            errors.append(
+                {
+                    "row": number,
+                    "field": "email",
+                    "message": f"an open lead with {email} exists (or is earlier in the file)",
+                }
+            )
+            continue
+        if email:
+            taken.add(email)
+        row = data.model_dump(exclude={"bant", "email", "domain"})
+        row.update(
+            id=new_id(),
+            organization_id=session.info["organization_id"],
+            email=email,
+            domain=normalize_domain(data.domain),
+            last_name=data.last_name.strip(),
+            bant=data.bant.model_dump(exclude_none=True) if data.bant else {},
+            segment=derive_segment(segment_rules, data.employee_count, data.annual_revenue),
+            import_job_id=job_id,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        match = territory_rules.first_match(rule_list, territory_fields(row))
+        row["territory_id"] = uuid.UUID(match.id) if match else None
+        if data.owner_id is None and match is not None:
+            owner, round_robin[match.id] = territory_rules.next_member(
+                [str(m) for m in territory_map[match.id].member_ids], round_robin[match.id]
+            )
+            row["owner_id"] = uuid.UUID(owner) if owner else actor.user_id
+        elif data.owner_id is None:
+            row["owner_id"] = actor.user_id
+        result = scoring.score(scoring_rules, row, no_engagement, now)
+        row["score"], row["score_breakdown"] = result.total, result.breakdown
+        promote = settings.mql_score_threshold is not None and (
+            result.total >= settings.mql_score_threshold
+        )
+        row["status"] = "mql" if promote else "new"
+        row["mql_at"] = now if promote else None
+        lead_rows.append(row)
+        history_rows.append(_history(row, None, "new", actor.user_id, "user", now))
+        if promote:
+            history_rows.append(_history(row, "new", "mql", None, "system", now))
+    for start in range(0, len(lead_rows), BATCH):
+        await session.execute(
+            insert(Lead).execution_options(**ALL_ROWS_ALIKE), lead_rows[start : start + BATCH]
+        )
+        done = total // 2 + (total - total // 2) * (start + BATCH) // max(len(lead_rows), 1)
+        await _set_progress(sessionmaker, job_id, processed_rows=min(done, total))
+        if progress:
+            progress(min(done, total), total)
+    for start in range(0, len(history_rows), BATCH):
+        await session.execute(
+            insert(LeadStatusHistory).execution_options(**ALL_ROWS_ALIKE),
+            history_rows[start : start + BATCH],
+        )
+    for territory_id, index in round_robin.items():
+        if index != territory_map[territory_id].last_assigned_index:
+            await territories.save_position(session, territory_map[territory_id], index)
+    errors.sort(key=lambda e: (e["row"], e["field"] or ""))
+    await session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id)
+        .values(
+            status="completed",
+            processed_rows=total,
+            created_count=len(lead_rows),
+            error_count=len(errors),
+            errors=errors[:MAX_STORED_ERRORS],
+            finished_at=utcnow(),
+        )
+    )
+    if progress:
+        progress(total, total)
+
+
+def _history(
+    row: dict[str, Any],
+    from_status: str | None,
+    to_status: str,
+    actor_user_id: uuid.UUID | None,
+    actor_type: str,
+    at: Any,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "organization_id": row["organization_id"],
+        "lead_id": row["id"],
+        "from_status": from_status,
+        "to_status": to_status,
+        "at": at,
+        "actor_user_id": actor_user_id,
+        "actor_type": actor_type,
+        "reason": "score reached the MQL threshold" if actor_type == "system" else None,
+    }
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID) -> ImportJob:
+    job = await session.scalar(select(ImportJob).where(ImportJob.id == job_id))
+    if job is None:
+        raise NotFound("import job")
+    return job
+
+
+async def fail_interrupted(session: AsyncSession) -> int:
+    """Jobs left queued or running by a process that died: nothing of them was written."""
+    result = await session.execute(
+        update(ImportJob)
+        .where(
+            ImportJob.status.in_(("queued", "running")),
+            ImportJob.created_at < utcnow() - INTERRUPTED_AFTER,
+        )
+        .values(
+            status="failed",
+            finished_at=utcnow(),
+            failure="interrupted (the server stopped); nothing was imported",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

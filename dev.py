@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The two commands, needing nothing but Python 3.11+:
+
+    python3 dev.py serve   # install, start embedded PostgreSQL, migrate, demo data, serve :8000
+    python3 dev.py test    # install, lint (ruff), type-check (mypy), run the whole test suite
+
+Both create ./.venv on first use and reinstall only when pyproject.toml changes. Extra
+arguments go to `dealbase serve` or to pytest respectively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".dealbase-installed"
+
+
+def ensure_installed() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"dealbase needs Python 3.11+, this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("Creating .venv …", file=sys.stderr)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Installing dealbase and its dependencies into .venv …", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(*command: str) -> int:
+    return subprocess.run(command, cwd=ROOT, check=False).returncode
+
+
+def serve(args: list[str]) -> int:
+    return run(str(BIN / "dealbase"), "serve", *args)
+
+
+def test(args: list[str]) -> int:
+    checks = [
+        (str(BIN / "ruff"), "check", "."),
+        (str(BIN / "ruff"), "format", "--check", "."),
+        (str(BIN / "mypy"),),
+    ]
+    for command in checks:
+        if code := run(*command):
+            print(f"failed: {' '.join(command)}", file=sys.stderr)
+            return code
+    return run(str(BIN / "pytest"), *args)
+
+
+def main() -> int:
+    commands = {"serve": serve, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ensure_installed()
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

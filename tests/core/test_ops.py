@@ -1,0 +1,151 @@
+"""Operational endpoints (/healthz, /readyz, /metrics) and request ids."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from app.core.config import Settings
+from app.core.migrate import head_revision
+from app.main import create_app
+from tests.factories import Tenant, assert_problem
+
+UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/x"
+
+
+@asynccontextmanager
+async def unreachable_app() -> AsyncIterator[AsyncClient]:
+    application = create_app(
+        Settings(database_url=UNREACHABLE_DATABASE, log_level="CRITICAL", log_json=False)
+    )
+    try:
+        async with AsyncClient(
+            transport=ASGITransport(app=application), base_url="http://test"
+        ) as c:
+            yield c
+    finally:
+        await application.state.engine.dispose()
+
+
+async def test_healthz(client: AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response.headers["content-type"].startswith("application/json")
+
+
+async def test_healthz_needs_no_database() -> None:
+    async with unreachable_app() as c:
+        response = await c.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_migration_at_head(app: FastAPI, client: AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    head = head_revision()
+    assert head is not None
+    assert body == {"status": "ready", "database": "ok", "migration": head}
+    assert app.state.head_revision == head
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
+    async with unreachable_app() as c:
+        response = await c.get("/readyz", headers={"X-Request-ID": "ready-check-1"})
+    body = assert_problem(response, 503, "not_ready")
+    assert body["title"] == "Not ready"
+    assert "unreachable" in body["detail"]
+    assert body["request_id"] == "ready-check-1"
+    assert "127.0.0.1" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_readyz_is_503_when_migrations_are_behind(app: FastAPI, client: AsyncClient) -> None:
+    real_head = app.state.head_revision
+    app.state.head_revision = "ffffffffffff"
+    try:
+        response = await client.get("/readyz")
+    finally:
+        app.state.head_revision = real_head
+    body = assert_problem(response, 503, "not_ready")
+    assert "ffffffffffff" in body["detail"]
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_api_is_503_problem_when_the_database_is_unreachable(tenant: Tenant) -> None:
+    async with unreachable_app() as c:
+        response = await c.get("/v1/accounts", headers=tenant.headers)
+    body = assert_problem(response, 503, "service_unavailable")
+    assert response.headers["retry-after"].isdigit()
+    assert body["request_id"] == response.headers["x-request-id"]
+    for leak in ("Traceback", "asyncpg", "127.0.0.1", "Connection refused"):
+        assert leak not in response.text
+
+
+async def test_request_id_is_generated_and_echoed(client: AsyncClient, tenant: Tenant) -> None:
+    first = await client.get("/healthz")
+    second = await client.get("/healthz")
+    for response in (first, second):
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    # Errors carry the same id in the body.
+    problem = await client.get("/v1/accounts")
+    assert problem.json()["request_id"] == problem.headers["x-request-id"]
+    assert len(problem.headers.get_list("x-request-id")) == 1
+
+
+async def test_callers_request_id_is_echoed(client: AsyncClient, tenant: Tenant) -> None:
+    for rid in ("abc-123", "req_2024.11.22-XYZ", "a" * 64):
+        response = await client.get("/v1/accounts", headers={**tenant.headers, "X-Request-ID": rid})
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == rid
+        assert response.headers.get_list("x-request-id") == [rid]
+    problem = await client.get("/v1/nope", headers={"X-Request-ID": "trace-me"})
+    assert problem.headers["x-request-id"] == "trace-me"
+    assert problem.json()["request_id"] == "trace-me"
+
+
+async def test_insane_request_id_is_replaced(client: AsyncClient) -> None:
+    for rid in ("has spaces", "a" * 65, "semi;colon", "<script>", "../../etc"):
+        response = await client.get("/healthz", headers={"X-Request-ID": rid})
+        echoed = response.headers["x-request-id"]
+        assert echoed != rid
+        assert re.fullmatch(r"[0-9a-f]{32}", echoed)
+
+
+async def test_metrics_exposes_request_counter(client: AsyncClient, tenant: Tenant) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/v1/accounts", headers=tenant.headers)).status_code == 200
+    assert (await client.get("/v1/accounts")).status_code == 401
+
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert "# TYPE dealbase_http_requests_total counter" in text
+    assert "dealbase_http_request_duration_seconds_bucket" in text
+    samples = [line for line in text.splitlines() if line.startswith("dealbase_http_requests")]
+    assert any('operation="operations-healthz"' in s and 'status="200"' in s for s in samples)
+    assert any('operation="accounts-list"' in s and 'status="200"' in s for s in samples)
+    assert any('operation="accounts-list"' in s and 'status="401"' in s for s in samples)
+
+
+async def test_metrics_labels_unknown_paths_with_bounded_cardinality(
+    client: AsyncClient,
+) -> None:
+    for i in range(3):
+        assert (await client.get(f"/no/such/path/{i}")).status_code == 404
+    text = (await client.get("/metrics")).text
+    assert "/no/such/path" not in text
+    assert 'operation="unmatched"' in text
+
+
+async def test_ops_endpoints_need_no_key(client: AsyncClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert (await client.get(path)).status_code == 200, path

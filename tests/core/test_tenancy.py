@@ -1,0 +1,98 @@
+"""Cross-tenant reads and writes answer 404; lists never show another tenant's rows."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import select
+
+from app.core.tenancy import TenantScopeMissing
+from app.models import Account
+from tests.factories import Tenant, assert_problem, create_account
+
+
+async def test_other_tenant_gets_404_for_every_account_operation(
+    client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    account = await create_account(client, tenant.headers, name="Secret Co", domain="secret.co")
+    base = f"/v1/accounts/{account['id']}"
+    b = other_tenant.headers
+    for method, path, body in (
+        ("GET", base, None),
+        ("PATCH", base, {"name": "hijacked"}),
+        ("DELETE", base, None),
+        ("POST", f"{base}/lifecycle", {"lifecycle": "customer"}),
+        ("GET", f"{base}/hierarchy", None),
+        ("GET", f"{base}/rollup", None),
+        ("GET", f"{base}/history", None),
+    ):
+        response = await client.request(method, path, json=body, headers=b)
+        assert_problem(response, 404, "not_found")
+
+    listed = await client.get("/v1/accounts", headers=b)
+    assert listed.json()["data"] == []
+    by_domain = await client.get("/v1/accounts", params={"domain": "secret.co"}, headers=b)
+    assert by_domain.json()["data"] == []
+
+    # Nothing changed for the owner.
+    mine = await client.get(base, headers=tenant.headers)
+    assert mine.status_code == 200
+    assert mine.json()["name"] == "Secret Co"
+    assert mine.json()["version"] == 1
+
+
+async def test_cannot_reference_another_tenants_rows(
+    client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    theirs = await create_account(client, other_tenant.headers)
+    response = await client.post(
+        "/v1/accounts",
+        json={"name": "Child", "parent_account_id": theirs["id"]},
+        headers=tenant.headers,
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"][0]["field"] == "body.parent_account_id"
+    response = await client.post(
+        "/v1/accounts",
+        json={"name": "Owned", "owner_id": str(other_tenant.admin_id)},
+        headers=tenant.headers,
+    )
+    assert_problem(response, 422, "validation_failed")
+
+
+async def test_same_domain_is_allowed_in_two_tenants(
+    client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await create_account(client, tenant.headers, domain="shared.com")
+    await create_account(client, other_tenant.headers, domain="shared.com")
+
+
+async def test_token_with_forged_organization_is_rejected(
+    client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    # Swap the organization part of A's token for B's: the key id no longer resolves.
+    forged = "dlb_" + other_tenant.organization_id.hex + tenant.token[4 + 32 :]
+    response = await client.get("/v1/accounts", headers={"Authorization": f"Bearer {forged}"})
+    assert_problem(response, 401, "invalid_api_key")
+
+
+async def test_unbound_session_refuses_orm_queries(app: FastAPI) -> None:
+    async with app.state.sessionmaker() as session:
+        with pytest.raises(TenantScopeMissing):
+            await session.execute(select(Account).where(Account.id == uuid.uuid4()))
+
+
+async def test_bound_session_only_sees_its_tenant(
+    app: FastAPI, client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    from app.core.tenancy import Actor, bind_tenant
+
+    await create_account(client, tenant.headers, name="A1")
+    await create_account(client, other_tenant.headers, name="B1")
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, other_tenant.organization_id, Actor())
+        names = (await session.scalars(select(Account.name))).all()
+    assert names == ["B1"]
