@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The two commands, needing nothing but Python 3.11+:
+"""The commands, needing nothing but Python 3.11+:
 
     python3 dev.py serve   # install, start embedded PostgreSQL, migrate, demo data, serve :8000
     python3 dev.py test    # install, lint (ruff), type-check (mypy), run the whole test suite
+    python3 dev.py fuzz    # install, contract-fuzz every operation far harder than `test` does
 
-Both create ./.venv on first use and reinstall only when pyproject.toml changes. Extra
+All create ./.venv on first use and reinstall only when pyproject.toml changes. Extra
 arguments go to `dealbase serve` or to pytest respectively.
 """
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".dealbase-installed"
+FUZZ_EXAMPLES = 100
 
 
 def ensure_installed() -> None:
@@ -39,8 +41,8 @@ def ensure_installed() -> None:
     STAMP.write_text(wanted)
 
 
-def run(*command: str) -> int:
-    return subprocess.run(command, cwd=ROOT, check=False).returncode
+def run(*command: str, env: dict[str, str] | None = None) -> int:
+    return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
 
 
 def serve(args: list[str]) -> int:
@@ -60,8 +62,16 @@ def test(args: list[str]) -> int:
     return run(str(BIN / "pytest"), *args)
 
 
+def fuzz(args: list[str]) -> int:
+    """tests/contract with FUZZ_EXAMPLES generated requests per operation (the test suite
+    sends a few) and a new random seed each run; DEALBASE_FUZZ_EXAMPLES / _SEED override."""
+    env = {**os.environ}
+    env.setdefault("DEALBASE_FUZZ_EXAMPLES", str(FUZZ_EXAMPLES))
+    return run(str(BIN / "pytest"), "tests/contract", *args, env=env)
+
+
 def main() -> int:
-    commands = {"serve": serve, "test": test}
+    commands = {"serve": serve, "test": test, "fuzz": fuzz}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

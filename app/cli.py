@@ -163,7 +163,12 @@ def run_job(
         engine = create_engine(url, get_settings())
         try:
             if name == "webhooks":
-                return asdict(await dispatch_all(create_sessionmaker(engine)))
+                return asdict(
+                    await dispatch_all(
+                        create_sessionmaker(engine),
+                        deadline=get_settings().webhook_timeout_seconds,
+                    )
+                )
             return asdict(await run_for_all(create_sessionmaker(engine), name))
         finally:
             await engine.dispose()

@@ -91,8 +91,14 @@ async def database_is_empty(sessionmaker: async_sessionmaker[AsyncSession]) -> b
 
 
 async def seed_demo(
-    sessionmaker: async_sessionmaker[AsyncSession], *, seed: int = 7, scale: int = 1
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    seed: int = 7,
+    scale: int = 1,
+    history: bool = True,
 ) -> DemoOrganization:
+    """The demo organization; without ``history`` only its present (users, accounts, deals,
+    quotes, partners, territories) and not its two years of past deals, leads and KPIs."""
     rng = random.Random(seed)
     async with sessionmaker() as session, session.begin():
         org, admin, token = await users.create_organization(
@@ -218,13 +224,14 @@ async def seed_demo(
         await pipelines.create_pipeline(
             session, PipelineCreate(name="Manufacturing projects"), template="manufacturing"
         )
-        await seed_history(
-            session,
-            SalesOrg(rep_ids, manager_ids, vp.id, manager_of, [t.id for t in territories]),
-            await load_stages(session),
-            rng,
-            scale=scale,
-        )
+        if history:
+            await seed_history(
+                session,
+                SalesOrg(rep_ids, manager_ids, vp.id, manager_of, [t.id for t in territories]),
+                await load_stages(session),
+                rng,
+                scale=scale,
+            )
         await forecasts.take_pipeline_snapshot(session, utcnow().date())
         return DemoOrganization(str(org.id), admin.email, token)
 

@@ -62,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks = None
         if settings.webhook_interval_seconds > 0:
             webhooks = asyncio.create_task(
-                run_dispatcher(app.state.sessionmaker, settings.webhook_interval_seconds)
+                run_dispatcher(
+                    app.state.sessionmaker,
+                    settings.webhook_interval_seconds,
+                    deadline=settings.webhook_timeout_seconds,
+                )
             )
         yield
         if jobs is not None:

@@ -193,7 +193,8 @@ async def _touch_deal(session: AsyncSession, activity: Activity) -> None:
     deal = await session.scalar(
         select(Opportunity).where(Opportunity.id == activity.opportunity_id).with_for_update()
     )
-    assert deal is not None
+    if deal is None:  # deleted since: its activities stay, there is nothing to touch
+        return
     if deal.last_touch_at is None or activity.occurred_at > deal.last_touch_at:
         deal.last_touch_at = activity.occurred_at
     rotting_days = await session.scalar(

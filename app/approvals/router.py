@@ -169,7 +169,7 @@ async def create_policy(
     tags=["approvals"],
     operation_id="approvals-update-policy",
     summary="Change a policy (admins)",
-    responses=errors(404, 412, 422),
+    responses=errors(404, 409, 412, 422),
 )
 async def update_policy(
     policy_id: uuid.UUID,

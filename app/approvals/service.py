@@ -105,8 +105,11 @@ async def update_policy(
         row.rules = data["rules"]
     if data.get("expires_after_days") is not None:
         row.expires_after_days = data["expires_after_days"]
-    if data.get("name") is not None:
-        row.name = data["name"]
+    name = data.get("name")
+    if name is not None and name != row.name:
+        if await session.scalar(select(ApprovalPolicy.id).where(ApprovalPolicy.name == name)):
+            raise Conflict(f"A policy named {name!r} exists", code="duplicate_policy")
+        row.name = name
     if data.get("active") is True:
         await _deactivate_others(session, row.id)
         row.active = True
@@ -280,13 +283,23 @@ async def _delegators(session: AsyncSession, user_id: uuid.UUID, at: datetime) -
     return {str(u) for u in rows}
 
 
+async def _lock_for_decision(
+    session: AsyncSession, request_id: uuid.UUID
+) -> tuple[ApprovalRequest, Quote]:
+    """Lock the request's quote, then the request. Every change of an approval locks in
+    this order (quote first, like an edit, a recall or expiry), so concurrent decisions,
+    recalls and edits queue up instead of deadlocking."""
+    request = await get_request(session, request_id)
+    quote = await quotes.get_quote(session, request.quote_id, for_update=True)
+    return await get_request(session, request_id, for_update=True), quote
+
+
 async def _current_step(
-    session: AsyncSession, principal: Principal, request: ApprovalRequest
-) -> tuple[ApprovalStep, uuid.UUID | None, Quote, QuoteVersion]:
+    session: AsyncSession, principal: Principal, request: ApprovalRequest, quote: Quote
+) -> tuple[ApprovalStep, uuid.UUID | None, QuoteVersion]:
     """The pending step this principal may decide, and on whose behalf."""
     if request.status != "pending":
         raise refused("not_pending", f"the approval is {request.status}")
-    quote = await quotes.get_quote(session, request.quote_id, for_update=True)
     version, _ = await quotes.get_version(session, quote, request.quote_version)
     now = utcnow()
     if request.expires_at is not None and request.expires_at <= now:
@@ -303,18 +316,18 @@ async def _current_step(
     )
     me = str(principal.user_id)
     if me in step.approver_ids:
-        return step, None, quote, version
+        return step, None, version
     for delegator in sorted(await _delegators(session, principal.user_id, now)):
         if delegator in step.approver_ids and delegator != str(request.requested_by_id):
-            return step, uuid.UUID(delegator), quote, version
+            return step, uuid.UUID(delegator), version
     raise Forbidden("You are not an approver of this step", code="not_an_approver")
 
 
 async def approve(
     session: AsyncSession, principal: Principal, request_id: uuid.UUID, comment: str | None
 ) -> ApprovalRequest:
-    request = await get_request(session, request_id, for_update=True)
-    step, on_behalf_of, quote, version = await _current_step(session, principal, request)
+    request, quote = await _lock_for_decision(session, request_id)
+    step, on_behalf_of, version = await _current_step(session, principal, request, quote)
     now = utcnow()
     step.status, step.decided_by_id, step.on_behalf_of_id = (
         "approved",
@@ -361,8 +374,8 @@ async def reject(
     reason: str,
     comment: str | None,
 ) -> ApprovalRequest:
-    request = await get_request(session, request_id, for_update=True)
-    step, on_behalf_of, quote, version = await _current_step(session, principal, request)
+    request, quote = await _lock_for_decision(session, request_id)
+    step, on_behalf_of, version = await _current_step(session, principal, request, quote)
     now = utcnow()
     step.status, step.decided_by_id, step.on_behalf_of_id = (
         "rejected",
@@ -425,17 +438,32 @@ async def recall(
 
 
 async def expire_requests(session: AsyncSession) -> int:
-    """Pending requests past their expiry lapse; their quotes go back to draft (a job)."""
+    """Pending requests past their expiry lapse; their quotes go back to draft (a job).
+
+    Locks like every approval change, quote first; a quote someone is changing right now
+    is left for the next run."""
     now = utcnow()
-    rows = list(
-        await session.scalars(
-            select(ApprovalRequest)
-            .where(ApprovalRequest.status == "pending", ApprovalRequest.expires_at <= now)
+    due = ApprovalRequest.status == "pending", ApprovalRequest.expires_at <= now
+    expired = 0
+    for request_id, quote_id in (
+        await session.execute(select(ApprovalRequest.id, ApprovalRequest.quote_id).where(*due))
+    ).all():
+        quote = await session.scalar(
+            select(Quote)
+            .where(Quote.id == quote_id)
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
-    )
-    for request in rows:
-        quote = await quotes.get_quote(session, request.quote_id, for_update=True)
+        if quote is None:
+            continue
+        request = await session.scalar(
+            select(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id, *due)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if request is None:
+            continue  # decided meanwhile
         await quotes.close_pending_requests(session, quote, "expired")
         quote.status = "draft"
         version, _ = await quotes.get_version(session, quote)
@@ -446,8 +474,9 @@ async def expire_requests(session: AsyncSession) -> int:
             resource_id=quote.id,
             data={**quotes.snapshot(quote, version), "request_id": request.id},
         )
+        expired += 1
     await session.flush()
-    return len(rows)
+    return expired
 
 
 # --- listing ------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from app.core.errors import (
 from app.core.ids import new_id, utcnow
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import get_or_404
-from app.core.tenancy import tenant_id
+from app.core.tenancy import INCLUDE_DELETED, tenant_id
 from app.metrics.fx import Converter
 from app.metrics.service import org_money_context
 from app.models import (
@@ -173,7 +173,12 @@ async def delete_campaign(
     members = await session.scalar(
         select(func.count()).where(CampaignMember.campaign_id == campaign.id)
     )
-    leads = await session.scalar(select(func.count()).where(Lead.campaign_id == campaign.id))
+    # Deleted leads count too: they still reference the campaign.
+    leads = await session.scalar(
+        select(func.count())
+        .where(Lead.campaign_id == campaign.id)
+        .execution_options(**{INCLUDE_DELETED: True})
+    )
     unmet = []
     if members:
         unmet.append({"code": "campaign_in_use", "detail": f"{members} member(s)"})

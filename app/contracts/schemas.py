@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from app.core.schemas import (
+    INT32_MAX,
     DecimalString,
     PatchSchema,
     Resource,
@@ -69,7 +70,7 @@ class DocumentIn(Schema):
         default=None, description="The bytes (optional: metadata and checksum are enough)"
     )
     checksum_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    size_bytes: int | None = Field(default=None, ge=0)
+    size_bytes: int | None = Field(default=None, ge=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _content_or_checksum(self) -> DocumentIn:

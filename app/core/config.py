@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     jobs_interval_seconds: int = 300
     # How often `serve` dispatches pending webhook deliveries; 0 turns the dispatcher off.
     webhook_interval_seconds: float = 2
+    # A webhook delivery attempt without a response within this is a failed attempt; a
+    # delivery whose dispatcher died mid-call is sent again after twice this.
+    webhook_timeout_seconds: float = Field(default=30, gt=0)
 
 
 @lru_cache

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +25,9 @@ from app.core.config import Settings
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "dealbase"
+# SQLSTATEs after which a connection is gone: class 08 (connection exception) and 57P01-57P03
+# (the server shut down, crashed, or does not take connections: starting or stopping).
+DISCONNECT_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 def to_async_url(url: str) -> URL:
@@ -69,18 +73,32 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+def _detect_disconnects(context: ExceptionContext) -> None:
+    """asyncpg reports the server's termination of a session (a restart, a fast shutdown)
+    as an ordinary error, and SQLAlchemy would then return the dead connection to the pool,
+    where its next use fails obscurely. Marking it a disconnect discards it, and every
+    pooled connection older than it, and shows as ``connection_invalidated`` (→ 503)."""
+    sqlstate = getattr(context.original_exception, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(DISCONNECT_SQLSTATES):
+        context.is_disconnect = True
+
+
 def create_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         to_async_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
-        # Stale pooled connections after a PostgreSQL restart are recycled instead of failing.
+        # No pre-ping (a round trip on every checkout, ~8 % of a simple GET's CPU): a pooled
+        # connection found dead fails its request with a 503 and, as a disconnect, makes the
+        # pool replace every connection older than it (see _detect_disconnects).
+        pool_pre_ping=False,
         pool_recycle=1800,
         # JIT compiling a KPI aggregate costs more (hundreds of ms) than running it.
         connect_args={"server_settings": {"jit": "off"}},
         **kwargs,
     )
+    event.listen(engine.sync_engine, "handle_error", _detect_disconnects)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

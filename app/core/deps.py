@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
@@ -20,13 +21,19 @@ from app.models import ApiKey, User
 LAST_USED_RESOLUTION_SECONDS = 60
 
 
-def get_session(request: Request) -> AsyncSession:
+def request_session(request: Request) -> AsyncSession:
     """The request's session, created on first use; committed once by ``DealbaseRoute``."""
     session: AsyncSession | None = getattr(request.state, "db_session", None)
     if session is None:
         session = request.app.state.sessionmaker()
         request.state.db_session = session
     return session
+
+
+# Dependencies are ``async def`` even where they never await: FastAPI runs a plain ``def``
+# dependency in its thread pool, a hand-off on every request.
+async def get_session(request: Request) -> AsyncSession:
+    return request_session(request)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -37,6 +44,13 @@ def request_id(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
+    """The caller's principal, from the Bearer key; binds the request's session to its tenant.
+
+    The key is looked up (and its ``last_used_at`` written) in a short transaction of its
+    own, never in the request's: the request holds no connection or row lock while it
+    waits for another (an Idempotency-Key claim takes one of its own), and concurrent
+    requests with one key do not queue behind each other's ``last_used_at`` update.
+    """
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -52,40 +66,53 @@ async def authenticate(request: Request) -> Principal:
     if ids is None:
         raise invalid
     organization_id, key_id = ids
-    session = get_session(request)
-    row = (
-        await session.execute(
-            select(ApiKey, User.role, User.is_active)
-            .outerjoin(
-                User,
-                and_(User.organization_id == ApiKey.organization_id, User.id == ApiKey.user_id),
+    async with request.app.state.sessionmaker() as session, session.begin():
+        row = (
+            await session.execute(
+                select(ApiKey, User.role, User.is_active)
+                .outerjoin(
+                    User,
+                    and_(User.organization_id == ApiKey.organization_id, User.id == ApiKey.user_id),
+                )
+                .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
+                .execution_options(**UNSCOPED)
             )
-            .where(ApiKey.organization_id == organization_id, ApiKey.id == key_id)
-            .execution_options(**UNSCOPED)
+        ).first()
+        key, role, user_active = row if row is not None else (None, None, None)
+        # Hash and compare even when no key was found: timing does not reveal existence.
+        if not token_matches(token, key.key_hash if key else None) or key is None:
+            raise invalid
+        now = utcnow()
+        if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+            raise invalid
+        if key.user_id is not None and not user_active:
+            raise invalid
+        principal = Principal(
+            organization_id=organization_id,
+            api_key_id=key.id,
+            user_id=key.user_id,
+            partner_id=key.partner_id,
+            role=role,
+            scopes=frozenset(key.scopes),
         )
-    ).first()
-    key, role, user_active = row if row is not None else (None, None, None)
-    # Hash and compare even when no key was found: timing does not reveal existence.
-    if not token_matches(token, key.key_hash if key else None) or key is None:
-        raise invalid
-    now = utcnow()
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        raise invalid
-    if key.user_id is not None and not user_active:
-        raise invalid
-    principal = Principal(
-        organization_id=organization_id,
-        api_key_id=key.id,
-        user_id=key.user_id,
-        partner_id=key.partner_id,
-        role=role,
-        scopes=frozenset(key.scopes),
-    )
-    retry_after = request.app.state.rate_limiter.acquire(key.id)
-    if retry_after is not None:
-        raise RateLimited(retry_after)
+        retry_after = request.app.state.rate_limiter.acquire(key.id)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > (
+            LAST_USED_RESOLUTION_SECONDS
+        ):
+            await session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.organization_id == organization_id,
+                    ApiKey.id == key.id,
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now),
+                )
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False, **UNSCOPED)
+            )
     bind_tenant(
-        session,
+        request_session(request),
         organization_id,
         Actor(
             user_id=key.user_id,
@@ -94,18 +121,6 @@ async def authenticate(request: Request) -> Principal:
             request_id=request_id(request),
         ),
     )
-    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > (
-        LAST_USED_RESOLUTION_SECONDS
-    ):
-        await session.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.id == key.id,
-                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now),
-            )
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
     request.state.principal = principal
     return principal
 
@@ -138,6 +153,8 @@ def require(
             )
         return principal
 
+    # Read by the OpenAPI builder, which marks the operation ``x-partner-access``.
+    dependency.partner_access = partners  # type: ignore[attr-defined]
     return dependency
 
 
@@ -145,7 +162,7 @@ ADMIN = frozenset({"admin"})
 _IF_MATCH = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 
 
-def if_match(request: Request) -> int | None:
+async def if_match(request: Request) -> int | None:
     """The version the client expects, from ``If-Match: "<version>"``; None means any."""
     value = request.headers.get("if-match")
     if value is None or value.strip() == "*":
@@ -165,21 +182,22 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
+@dataclass(frozen=True, slots=True)
 class Page:
     """``limit`` and ``cursor`` query parameters of every list endpoint."""
 
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-        cursor: Annotated[
-            str | None, Query(description="`next_cursor` of the previous page")
-        ] = None,
-    ) -> None:
-        self.limit = limit
-        self.cursor = cursor
+    limit: int
+    cursor: str | None
 
 
-PageDep = Annotated[Page, Depends()]
+async def page_query(
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> Page:
+    return Page(limit, cursor)
+
+
+PageDep = Annotated[Page, Depends(page_query)]
 
 
 def sort_query(fields: str, default: str) -> Any:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import DomainError, problem
@@ -93,15 +94,47 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, body, getattr(exc, "headers", None))
 
 
+# SQLSTATEs meaning "the database cannot serve right now" rather than "this request is
+# wrong": class 08 (connection exception), class 53 (insufficient resources: too many
+# connections, out of memory, disk full) and 57P01-57P05 (shutting down, starting up, …).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The error, the driver error SQLAlchemy wrapped (``orig``) and their causes."""
+    found: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        error = todo.pop()
+        if any(error is seen for seen in found):
+            continue
+        found.append(error)
+        for inner in (getattr(error, "orig", None), error.__cause__):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return found
+
+
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | OSError | asyncpg.PostgresConnectionError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    orig = getattr(exc, "orig", None)
-    return isinstance(orig, OSError | ConnectionError) or (
-        orig is not None and "connection" in type(orig).__name__.lower()
-    )
+    """The database is unreachable, restarting or overloaded (→ 503, retry), as opposed to
+    a bug (→ 500)."""
+    for error in _causes(exc):
+        if isinstance(
+            error,
+            OperationalError
+            | OSError
+            | SQLAlchemyTimeoutError  # no pooled connection free within the pool's timeout
+            | asyncpg.PostgresConnectionError,
+        ):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if "connection" in type(error).__name__.lower():
+            return True
+    return False
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -150,6 +183,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Registered by class so that ExceptionMiddleware answers them (no re-raise).
-    for db_error in (DBAPIError, OSError, asyncpg.PostgresConnectionError):
+    for db_error in (
+        DBAPIError,
+        SQLAlchemyTimeoutError,
+        OSError,
+        asyncpg.PostgresConnectionError,
+    ):
         app.add_exception_handler(db_error, _database_error)
     app.add_exception_handler(Exception, _unhandled)

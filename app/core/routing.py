@@ -18,11 +18,17 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import idempotency
-from app.core.deps import authenticate, get_session
+from app.core.deps import authenticate, request_session
 from app.core.errors import BadRequest
 
 
 class DealbaseRoute(APIRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if _admits_partner_keys(self.dependant):
+            # Said in the document: every other operation answers partner keys 403.
+            self.openapi_extra = {**(self.openapi_extra or {}), "x-partner-access": True}
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         declared = _query_parameter_names(self.dependant)
@@ -40,7 +46,7 @@ class DealbaseRoute(APIRoute):
                         return replay_or_claim
                     claim = replay_or_claim
                 response = await handler(request)
-                session = get_session(request)
+                session = request_session(request)
                 if claim is not None:
                     await idempotency.complete(session, claim, response)
                 await session.commit()
@@ -87,6 +93,14 @@ def _query_parameter_names(dependant: Dependant) -> set[str]:
     for sub in dependant.dependencies:
         names |= _query_parameter_names(sub)
     return names
+
+
+def _admits_partner_keys(dependant: Dependant) -> bool:
+    """Whether the authorization (``require(..., partners=True)``) admits partner keys."""
+    return any(
+        getattr(sub.call, "partner_access", False) or _admits_partner_keys(sub)
+        for sub in dependant.dependencies
+    )
 
 
 async def _claim(request: Request, key: str) -> idempotency.Claim | Response:

@@ -26,10 +26,17 @@ DecimalString = Annotated[
 ]
 
 TWO_PLACES = Decimal("0.01")
+# The largest value of a PostgreSQL INTEGER column: bound every integer input stored in or
+# compared with one (a larger value would fail in the driver, a 500, instead of a 4xx).
+INT32_MAX = 2_147_483_647
 # An input amount or percentage with at most two decimals, normalised to exactly two, as
-# NUMERIC(…, 2) stores it: what a write returns is what later reads return.
+# NUMERIC(…, 2) stores it: what a write returns is what later reads return. At most 20
+# digits, as NUMERIC(20, 2) holds (checked before normalising: quantizing a longer number
+# overflows the decimal context).
 Decimal2 = Annotated[
-    DecimalString, Field(decimal_places=2), AfterValidator(lambda v: v.quantize(TWO_PLACES))
+    DecimalString,
+    Field(decimal_places=2, max_digits=20),
+    AfterValidator(lambda v: v.quantize(TWO_PLACES)),
 ]
 
 

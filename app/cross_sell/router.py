@@ -55,7 +55,7 @@ async def create_rule(
     "/{rule_id}",
     operation_id="opportunities-update-cross-sell-rule",
     summary="Change a cross-sell rule",
-    responses=errors(404, 412, 422),
+    responses=errors(404, 409, 412, 422),
 )
 async def update_rule(
     rule_id: uuid.UUID,

@@ -76,6 +76,14 @@ async def update_rule(
 ) -> CrossSellRule:
     rule = await get_rule(session, rule_id, for_update=True)
     check_version("cross-sell rule", rule.version, expected_version)
+    if (
+        data.name is not None
+        and data.name != rule.name
+        and await session.scalar(select(CrossSellRule.id).where(CrossSellRule.name == data.name))
+    ):
+        raise Conflict(
+            f"A cross-sell rule named {data.name!r} exists", code="duplicate_cross_sell_rule"
+        )
     for field in data.model_fields_set:
         if getattr(data, field) is not None:
             setattr(rule, field, getattr(data, field))

@@ -12,7 +12,7 @@ from app.core.auth import Principal
 from app.core.deps import ADMIN, IfMatch, PageDep, SessionDep, require, set_etag, sort_query
 from app.core.pagination import ListEnvelope
 from app.core.routing import DealbaseRoute
-from app.core.schemas import COMMON_ERRORS, errors
+from app.core.schemas import COMMON_ERRORS, INT32_MAX, errors
 from app.core.tenancy import actor_of
 from app.leads import imports, scoring, service
 from app.leads.schemas import (
@@ -59,8 +59,8 @@ async def list_leads(
     email: Annotated[str | None, Query(description="Exact, case-insensitive")] = None,
     campaign: str | None = None,
     import_job_id: uuid.UUID | None = None,
-    score_min: int | None = None,
-    score_max: int | None = None,
+    score_min: Annotated[int | None, Query(ge=-INT32_MAX, le=INT32_MAX)] = None,
+    score_max: Annotated[int | None, Query(ge=-INT32_MAX, le=INT32_MAX)] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> ListEnvelope[LeadOut]:
@@ -381,7 +381,7 @@ async def create_rule(
     tags=["leads"],
     operation_id="leads-update-scoring-rule",
     summary="Change a scoring rule (admins)",
-    responses=errors(404, 412, 422),
+    responses=errors(404, 409, 412, 422),
 )
 async def update_rule(
     rule_id: uuid.UUID,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
-from app.accounts.rules import company_key, derive_segment, normalize_domain
+from app.accounts.rules import SegmentRules, company_key, derive_segment, normalize_domain
 from app.accounts.schemas import AccountCreate
 from app.campaigns import service as campaigns
 from app.core import outbox
@@ -135,6 +135,8 @@ async def signal_counts(
 async def _engagement(
     session: AsyncSession, lead: Lead, rules: list[scoring.Rule], now: datetime
 ) -> scoring.Engagement:
+    if inspect(lead).pending:  # not written yet: no activity or signal can refer to it
+        return scoring.Engagement()
     rows = await session.execute(
         select(Activity.kind, Activity.occurred_at).where(Activity.lead_id == lead.id)
     )
@@ -334,7 +336,7 @@ async def create_lead(
         score_breakdown=[],
     )
     lead.segment = derive_segment(
-        await accounts.segment_rules(session), lead.employee_count, lead.annual_revenue
+        SegmentRules.from_settings(settings), lead.employee_count, lead.annual_revenue
     )
     assignment = await territories.assign(
         session, territory_fields(lead), pick_owner=data.owner_id is None
@@ -696,7 +698,10 @@ async def update_rule(
     if "value" in sent:
         _check_rule(rule.category, rule.field, rule.operator, data.value)
         rule.value = data.value
-    if data.name is not None:
+    if data.name is not None and data.name != rule.name:
+        taken = select(LeadScoringRule.id).where(LeadScoringRule.name == data.name)
+        if await session.scalar(taken):
+            raise Conflict(f"A scoring rule named {data.name!r} exists", code="duplicate_rule")
         rule.name = data.name
     if data.points is not None:
         rule.points = data.points

@@ -47,7 +47,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.tenancy import INCLUDE_DELETED, actor_of, bind_tenant, tenant_id
 from app.metrics.fx import Converter, Expr
-from app.metrics.periods import Period, add_months
+from app.metrics.periods import Period, year_before
 from app.models import (
     Account,
     Activity,
@@ -448,11 +448,7 @@ async def trailing_revenue_facts(ctx: FactContext, period: Period) -> Rows:
     """Won revenue and distinct paying customers in the twelve months up to the period end
     (the annual revenue per customer of CLTV)."""
     dims = _opportunity_dims()
-    window_start = (
-        add_months(period.end, -12)
-        if period.end.day == 1
-        else period.end.replace(year=period.end.year - 1)
-    )
+    window_start = year_before(period.end)
     stmt, key = ctx.scope(_won_in(window_start, period.end), dims)
     revenue = await ctx.keyed(
         ctx.converted(

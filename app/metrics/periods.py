@@ -160,6 +160,16 @@ def previous(period: Period) -> Period:
         raise ValueError(f"no period before {period.label!r}: {exc}") from exc
 
 
+def year_before(day: date) -> date:
+    """The same day a year earlier (the 28th for a 29 February); ``ValueError`` before the
+    year 1."""
+    if day.year <= 1:
+        raise ValueError(f"no year before {day}")
+    if day.month == 2 and day.day == 29:
+        return date(day.year - 1, 2, 28)
+    return day.replace(year=day.year - 1)
+
+
 def fiscal_year_of(day: date, fiscal_year_start_month: int = 1) -> int:
     """The name (a year) of the fiscal year containing ``day``."""
     _check_fiscal_start(fiscal_year_start_month)

@@ -14,7 +14,15 @@ from app.core.errors import BadRequest
 from app.core.ids import utcnow
 from app.metrics.facts import FactContext, GroupBy, MetricFilters, prepare_for_aggregates
 from app.metrics.kpis import KPIS, Kpi, Outcome, evaluate
-from app.metrics.periods import Interval, Period, parse_period, period_between, period_containing
+from app.metrics.periods import (
+    Interval,
+    Period,
+    parse_period,
+    period_between,
+    period_containing,
+    previous,
+    year_before,
+)
 from app.metrics.periods import periods_in as period_buckets
 from app.metrics.service import org_money_context
 from app.models import Team, User
@@ -33,13 +41,17 @@ def _bad_query(field: str, detail: str, code: str = "invalid_period") -> BadRequ
     return BadRequest(detail, code=code, errors=[{"field": f"query.{field}", "code": code}])
 
 
+# A report by month, like a series, has at most this many rows.
+MAX_POINTS = 120
+
+
 def resolve(query: PeriodQuery, fiscal_start: int, today: date) -> Period:
     """``period`` or ``from``/``to`` (both inclusive); neither: the current fiscal quarter."""
     if query.period is not None and (query.from_date or query.to_date):
         raise _bad_query("period", "Give either period or from/to, not both")
     if query.period is not None:
         try:
-            return parse_period(query.period, fiscal_start)
+            return _with_previous(parse_period(query.period, fiscal_start), "period")
         except ValueError as exc:
             raise _bad_query("period", str(exc)) from exc
     if query.from_date is None and query.to_date is None:
@@ -48,9 +60,22 @@ def resolve(query: PeriodQuery, fiscal_start: int, today: date) -> Period:
         missing = "from" if query.from_date is None else "to"
         raise _bad_query(missing, "from and to are given together")
     try:
-        return period_between(query.from_date, query.to_date)
+        period = period_between(query.from_date, query.to_date)
     except ValueError as exc:
         raise _bad_query("to", str(exc)) from exc
+    return _with_previous(period, "from")
+
+
+def _with_previous(period: Period, field: str) -> Period:
+    """Growth KPIs compare a period with the one before it, CLTV looks back a year from its
+    end: a period for which either would start before the year 1 is refused here, not
+    halfway through the aggregates."""
+    try:
+        previous(period)
+        year_before(period.end)
+    except ValueError as exc:
+        raise _bad_query(field, str(exc)) from exc
+    return period
 
 
 def _period_out(period: Period) -> dict[str, Any]:
@@ -111,6 +136,9 @@ async def kpi_report(
             Period(m.label, max(m.start, period.start), min(m.end, period.end))
             for m in period_buckets(period.start, period.last_day, "month", fiscal_start)
         ]
+        if len(months) > MAX_POINTS:
+            detail = f"Grouping by month covers at most {MAX_POINTS} months"
+            raise _bad_query("group_by", detail, code="too_many_groups")
         await ctx.prefetch(pair for m in months for pair in kpi.fact_periods(m))
         body["groups"] = [
             {"group": m.label, "label": m.label}
@@ -174,8 +202,11 @@ async def series_report(
         buckets = period_buckets(from_date, to_date, interval, fiscal_start)
     except ValueError as exc:
         raise _bad_query("to", str(exc)) from exc
-    if len(buckets) > 120:
-        raise _bad_query("from", "A series has at most 120 points", code="series_too_long")
+    if len(buckets) > MAX_POINTS:
+        raise _bad_query(
+            "from", f"A series has at most {MAX_POINTS} points", code="series_too_long"
+        )
+    _with_previous(buckets[0], "from")
     await ctx.prefetch(pair for bucket in buckets for pair in kpi.fact_periods(bucket))
     points = [
         {"period": _period_out(bucket)}

@@ -287,7 +287,7 @@ async def delete_spend(
 # --- KPIs -----------------------------------------------------------------------------
 
 
-def period_query(
+async def period_query(
     period: Annotated[
         str | None,
         Query(
@@ -307,7 +307,7 @@ def period_query(
     return reports.PeriodQuery(period, from_date, to_date)
 
 
-def metric_filters(
+async def metric_filters(
     owner_id: uuid.UUID | None = None,
     team_id: Annotated[uuid.UUID | None, Query(description="The owners' team")] = None,
     territory_id: uuid.UUID | None = None,

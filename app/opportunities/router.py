@@ -97,6 +97,10 @@ def out(view: service.OpportunityView) -> OpportunityOut:
     )
 
 
+# As amounts are stored (NUMERIC(20, 2)): a longer bound would overflow the comparison.
+AmountBound = Annotated[Decimal | None, Query(max_digits=20, decimal_places=2)]
+
+
 def _respond(view: service.OpportunityView, response: Response) -> OpportunityOut:
     set_etag(response, view.opportunity.version)
     return out(view)
@@ -123,8 +127,8 @@ async def list_opportunities(
     is_closed: bool | None = None,
     close_date_from: date | None = None,
     close_date_to: date | None = None,
-    amount_min: Decimal | None = None,
-    amount_max: Decimal | None = None,
+    amount_min: AmountBound = None,
+    amount_max: AmountBound = None,
     updated_since: datetime | None = None,
 ) -> ListEnvelope[OpportunityOut]:
     filters = service.OpportunityFilters(

@@ -81,7 +81,7 @@ async def get_partner(
     tags=["partners"],
     operation_id="partners-update",
     summary="Change a partner (admins)",
-    responses=errors(404, 412, 422),
+    responses=errors(404, 409, 412, 422),
 )
 async def update_partner(
     partner_id: uuid.UUID,

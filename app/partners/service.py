@@ -79,6 +79,10 @@ async def update_partner(
 ) -> Partner:
     partner = await get_partner(session, partner_id, for_update=True)
     check_version("partner", partner.version, expected_version)
+    if data.name is not None and await session.scalar(
+        select(Partner.id).where(Partner.name == data.name, Partner.id != partner.id)
+    ):
+        raise Conflict(f"A partner named {data.name!r} exists", code="duplicate_partner")
     for field in data.model_fields_set:
         value = getattr(data, field)
         if field == "domain":

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from app.approvals import policy
 from app.approvals import service as approvals
@@ -13,7 +13,7 @@ from app.core.auth import Principal
 from app.core.deps import IfMatch, PageDep, SessionDep, require, set_etag, sort_query
 from app.core.pagination import ListEnvelope
 from app.core.routing import DealbaseRoute
-from app.core.schemas import COMMON_ERRORS, errors
+from app.core.schemas import COMMON_ERRORS, INT32_MAX, errors
 from app.models import Quote, QuoteLineItem, QuoteVersion
 from app.quotes import pricing, service
 from app.quotes.schemas import (
@@ -33,6 +33,7 @@ router = APIRouter(
 )
 Reader = Annotated[Principal, Depends(require("quotes:read"))]
 Writer = Annotated[Principal, Depends(require("quotes:write"))]
+VersionNumber = Annotated[int, Path(ge=1, le=INT32_MAX, description="1 for the first version")]
 EDIT_NOTE = (
     "Editing a quote that is pending approval, approved or sent creates a new draft "
     "version (the old one stays readable; its approval no longer applies)."
@@ -154,7 +155,7 @@ async def list_versions(
     responses=errors(404),
 )
 async def get_version(
-    quote_id: uuid.UUID, number: int, _: Reader, session: SessionDep
+    quote_id: uuid.UUID, number: VersionNumber, _: Reader, session: SessionDep
 ) -> VersionOut:
     quote = await service.get_quote(session, quote_id)
     return version_out(*await service.get_version(session, quote, number))
@@ -167,7 +168,9 @@ async def get_version(
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "The PDF"}, **errors(404)},
 )
-async def version_pdf(quote_id: uuid.UUID, number: int, _: Reader, session: SessionDep) -> Response:
+async def version_pdf(
+    quote_id: uuid.UUID, number: VersionNumber, _: Reader, session: SessionDep
+) -> Response:
     filename, content = await service.render_pdf(session, quote_id, number)
     return Response(
         content,

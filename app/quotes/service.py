@@ -27,7 +27,7 @@ from app.core.errors import NotFound, ValidationFailed, invalid_reference, refus
 from app.core.ids import new_id, utcnow
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import get_or_404
-from app.core.tenancy import tenant_id
+from app.core.tenancy import INCLUDE_DELETED, tenant_id
 from app.models import (
     Account,
     ApprovalRequest,
@@ -547,7 +547,8 @@ async def accept(
     deal = await session.scalar(
         select(Opportunity).where(Opportunity.id == quote.opportunity_id).with_for_update()
     )
-    assert deal is not None
+    if deal is None:
+        raise refused("deal_deleted", "the quote's deal was deleted: it cannot be won any more")
     other = await session.scalar(
         select(Quote.number).where(
             Quote.opportunity_id == deal.id, Quote.status == "accepted", Quote.id != quote.id
@@ -620,9 +621,18 @@ async def render_pdf(session: AsyncSession, quote_id: uuid.UUID, number: int) ->
     """The file name and PDF bytes of one version of a quote."""
     quote = await get_quote(session, quote_id)
     version, lines = await get_version(session, quote, number)
-    deal = await session.scalar(select(Opportunity).where(Opportunity.id == quote.opportunity_id))
-    assert deal is not None
-    account = await session.scalar(select(Account).where(Account.id == deal.account_id))
+    # A version stays printable after its deal (or the account) was deleted.
+    deal = await session.scalar(
+        select(Opportunity)
+        .where(Opportunity.id == quote.opportunity_id)
+        .execution_options(**{INCLUDE_DELETED: True})
+    )
+    assert deal is not None  # a foreign key, and deals are only ever soft-deleted
+    account = await session.scalar(
+        select(Account)
+        .where(Account.id == deal.account_id)
+        .execution_options(**{INCLUDE_DELETED: True})
+    )
     seller = await session.scalar(
         select(Organization.name).where(Organization.id == tenant_id(session))
     )

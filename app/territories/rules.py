@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DIMENSIONS = ("countries", "cities", "industries", "segments")
 RECORD_FIELDS = {
@@ -39,10 +39,15 @@ class TerritoryRule:
     cities: frozenset[str] = frozenset()
     industries: frozenset[str] = frozenset()
     segments: frozenset[str] = frozenset()
+    # Folded once: an import matches every territory against up to 100,000 records.
+    _folded: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        folded = {d: frozenset(fold(v) for v in getattr(self, d)) for d in DIMENSIONS}
+        object.__setattr__(self, "_folded", folded)
 
     def constraint(self, dimension: str) -> frozenset[str]:
-        values: frozenset[str] = getattr(self, dimension)
-        return frozenset(fold(v) for v in values)
+        return self._folded[dimension]
 
     def matches(self, record: Mapping[str, str | None]) -> bool:
         for dimension in DIMENSIONS:

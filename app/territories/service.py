@@ -16,7 +16,7 @@ from app.core.concurrency import check_version, lock_tenant_topic
 from app.core.errors import Conflict, invalid_reference
 from app.core.ids import new_id
 from app.core.repository import get_or_404
-from app.core.tenancy import actor_of, tenant_id
+from app.core.tenancy import INCLUDE_DELETED, actor_of, tenant_id
 from app.models import Account, Lead, Territory, TerritoryAssignment, User
 from app.territories import rules
 from app.territories.schemas import TerritoryCreate, TerritoryUpdate
@@ -134,7 +134,8 @@ async def update_territory(
 async def delete_territory(
     session: AsyncSession, territory_id: uuid.UUID, expected_version: int | None
 ) -> None:
-    """Records of a deleted territory go to the default queue."""
+    """Records of a deleted territory go to the default queue (deleted records too: they
+    still reference it)."""
     territory = await get_territory(session, territory_id, for_update=True)
     check_version(RESOURCE, territory.version, expected_version)
     for model in (Lead, Account):
@@ -142,7 +143,7 @@ async def delete_territory(
             update(model)
             .where(model.territory_id == territory.id)
             .values(territory_id=None)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False, **{INCLUDE_DELETED: True})
         )
     await session.delete(territory)
     await session.flush()

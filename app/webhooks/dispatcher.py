@@ -12,7 +12,8 @@ tenants through a system session that names the organization in every join and u
    ``dispatched_at`` in the same transaction: an event is fanned out exactly once.
 
 2. **Send.** Due pending deliveries are *claimed* in a short transaction ``FOR UPDATE SKIP
-   LOCKED``: the claim moves ``next_attempt_at`` to a lease (now + ``LEASE``) and commits,
+   LOCKED``: the claim moves ``next_attempt_at`` to a lease (now + twice the attempt's
+   deadline, ``DEALBASE_WEBHOOK_TIMEOUT_SECONDS``) and commits,
    so no other dispatcher sees them as due. The HTTP calls then run **outside any
    transaction** (no row lock or connection is held while a receiver is slow), and a
    second short transaction records one attempt per call and settles the delivery —
@@ -66,10 +67,18 @@ SEND_BATCH = 50
 # Rows per INSERT of deliveries (asyncpg allows 32767 parameters per statement).
 INSERT_CHUNK = 1000
 TIMEOUT_SECONDS = 10.0
-# httpx's timeout bounds each phase (connect, write, each read); this bounds the whole call.
+# httpx's timeout bounds each phase (connect, write, each read); this bounds the whole call
+# (the default of ``DEALBASE_WEBHOOK_TIMEOUT_SECONDS``).
 DEADLINE_SECONDS = 30.0
-# A claimed delivery is not due again before this: well above the call's deadline.
-LEASE = timedelta(seconds=60)
+
+
+def lease_for(deadline: float) -> timedelta:
+    """How long a claimed delivery is not due again: well above the call's deadline, so
+    only a dispatcher that died mid-call (or a stalled one) lets its lease run out."""
+    return timedelta(seconds=2 * deadline)
+
+
+LEASE = lease_for(DEADLINE_SECONDS)
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
 JITTER = (0.8, 1.2)
@@ -284,10 +293,11 @@ async def claim_due(
     *,
     now: datetime | None = None,
     batch_size: int = SEND_BATCH,
+    lease: timedelta = LEASE,
 ) -> list[Claim]:
     """Lease a batch of due deliveries to this dispatcher (a short transaction)."""
     now = now or utcnow()
-    lease_until = now + LEASE
+    lease_until = now + lease
     async with sessionmaker() as session, session.begin():
         mark_system(session)
         rows = (
@@ -340,7 +350,9 @@ async def claim_due(
     return claims
 
 
-async def post(client: httpx.AsyncClient, claim: Claim) -> Outcome:
+async def post(
+    client: httpx.AsyncClient, claim: Claim, *, deadline: float = DEADLINE_SECONDS
+) -> Outcome:
     """One signed POST; never raises (every failure becomes the outcome's error)."""
     attempted_at = utcnow()
     headers = signed_headers(claim.secret, claim.msg_id, claim.body, int(time.time()))
@@ -348,7 +360,7 @@ async def post(client: httpx.AsyncClient, claim: Claim) -> Outcome:
     status_code: int | None = None
     error: str | None = None
     try:
-        async with asyncio.timeout(DEADLINE_SECONDS):
+        async with asyncio.timeout(deadline):
             # Streamed and closed unread: a receiver's response body is never downloaded.
             async with client.stream(
                 "POST", claim.url, content=claim.body, headers=headers
@@ -359,7 +371,7 @@ async def post(client: httpx.AsyncClient, claim: Claim) -> Outcome:
     except httpx.TimeoutException as exc:
         error = f"timeout ({type(exc).__name__})"
     except TimeoutError:
-        error = f"timeout (no response within {DEADLINE_SECONDS:.0f} s)"
+        error = f"timeout (no response within {deadline:g} s)"
     except Exception as exc:  # refused, DNS, TLS, invalid URL: a failed attempt
         error = f"{type(exc).__name__}: {exc}"[:500]
     latency_ms = round((time.perf_counter() - started) * 1000)
@@ -434,12 +446,15 @@ async def send_due(
     now: datetime | None = None,
     batch_size: int = SEND_BATCH,
     rng: random.Random | None = None,
+    deadline: float = DEADLINE_SECONDS,
 ) -> SendResult:
     """Claim a batch of due deliveries, POST them concurrently, settle them."""
-    claims = await claim_due(sessionmaker, now=now, batch_size=batch_size)
+    claims = await claim_due(
+        sessionmaker, now=now, batch_size=batch_size, lease=lease_for(deadline)
+    )
     if not claims:
         return SendResult()
-    outcomes = await asyncio.gather(*(post(client, claim) for claim in claims))
+    outcomes = await asyncio.gather(*(post(client, claim, deadline=deadline) for claim in claims))
     return await settle(sessionmaker, list(zip(claims, outcomes, strict=True)), now=now, rng=rng)
 
 
@@ -461,7 +476,10 @@ class DispatchResult:
 
 
 async def dispatch_once(
-    sessionmaker: async_sessionmaker[AsyncSession], client: httpx.AsyncClient
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    *,
+    deadline: float = DEADLINE_SECONDS,
 ) -> tuple[DispatchResult, bool]:
     """Fan out every undispatched event, then send one batch. Also says whether more
     deliveries may be due right away (the batch was full)."""
@@ -471,7 +489,7 @@ async def dispatch_once(
         events, created = events + fanned.events, created + fanned.deliveries
         if fanned.events < FAN_OUT_BATCH:
             break
-    sent = await send_due(sessionmaker, client)
+    sent = await send_due(sessionmaker, client, deadline=deadline)
     result = DispatchResult(
         events, created, sent.claimed, sent.delivered, sent.retrying, sent.failed
     )
@@ -484,13 +502,16 @@ def new_client(timeout: float = TIMEOUT_SECONDS) -> httpx.AsyncClient:
 
 
 async def dispatch_all(
-    sessionmaker: async_sessionmaker[AsyncSession], *, http_timeout: float = TIMEOUT_SECONDS
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    http_timeout: float = TIMEOUT_SECONDS,
+    deadline: float = DEADLINE_SECONDS,
 ) -> DispatchResult:
     """Everything due now, once (``dealbase jobs run webhooks``)."""
     total = DispatchResult()
-    async with new_client(http_timeout) as client:
+    async with new_client(min(http_timeout, deadline)) as client:
         while True:
-            result, more = await dispatch_once(sessionmaker, client)
+            result, more = await dispatch_once(sessionmaker, client, deadline=deadline)
             total += result
             if not more:
                 return total
@@ -501,16 +522,18 @@ async def run_dispatcher(
     interval: float,
     *,
     http_timeout: float = TIMEOUT_SECONDS,
+    deadline: float = DEADLINE_SECONDS,
 ) -> None:
     """Dispatch every ``interval`` seconds (at once while there is a backlog); never
-    raises: a failed pass is logged and the next one tries again."""
+    raises: a failed pass is logged and the next one tries again. ``deadline`` bounds each
+    delivery attempt (and sets the lease, see ``lease_for``)."""
     while True:
         try:
-            async with new_client(http_timeout) as client:
+            async with new_client(min(http_timeout, deadline)) as client:
                 while True:
                     more = False
                     try:
-                        result, more = await dispatch_once(sessionmaker, client)
+                        result, more = await dispatch_once(sessionmaker, client, deadline=deadline)
                         if result.events or result.sent:
                             log.info("webhooks dispatched", extra=asdict(result))
                     except Exception:

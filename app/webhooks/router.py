@@ -43,6 +43,7 @@ def partner_only(scope: str) -> Callable[[Request], Coroutine[Any, Any, Principa
             )
         return principal
 
+    dependency.partner_access = True  # type: ignore[attr-defined]
     return dependency
 
 

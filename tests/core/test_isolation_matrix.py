@@ -1,8 +1,11 @@
 """The isolation matrix, generated from the OpenAPI document: every operation that takes a
 resource id is called by another organization's admin with the first organization's real
 ids, and must answer exactly as it does for ids that do not exist at all — a 404 for reads,
-and never a success or a different error for writes. A new endpoint is covered by being in
-the document; a new kind of id must be added to ``TABLE_OF`` (the test says so)."""
+and never a success or a different error for writes. Partner keys (of either organization)
+get 403 ``partner_not_allowed`` from every operation the document does not mark
+``x-partner-access``, and the same not-found answer from the ones it does. A new endpoint
+is covered by being in the document; a new kind of id must be added to ``TABLE_OF`` (the
+test says so)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from httpx import AsyncClient
 from sqlalchemy import text
 
 from app.demo import seed_demo
-from tests.factories import Tenant
+from tests.factories import Tenant, create
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 # Path parameter → the table its ids live in.
@@ -85,12 +88,13 @@ SUBJECT_TABLE = {
 }
 
 
-def _operations() -> list[tuple[str, str]]:
+def _operations() -> list[tuple[str, str, bool]]:
+    """(method, path, admits partner keys) of every operation that takes an id."""
     document = json.loads(DOCUMENT.read_text())
     return [
-        (method.upper(), path)
+        (method.upper(), path, bool(operation.get("x-partner-access")))
         for path, item in document["paths"].items()
-        for method in item
+        for method, operation in item.items()
         if method in ("get", "post", "put", "patch", "delete") and "{" in path
     ]
 
@@ -128,6 +132,21 @@ def _signature(response: Any) -> tuple[int, str | None]:
     return response.status_code, code
 
 
+async def _call(client: AsyncClient, method: str, path: str, headers: dict[str, str]) -> Any:
+    return await client.request(
+        method,
+        path,
+        json={} if method in ("POST", "PUT", "PATCH") else None,
+        headers={**headers, "If-Match": '"1"', "Idempotency-Key": uuid.uuid4().hex},
+    )
+
+
+async def _partner_key(client: AsyncClient, admin: dict[str, str]) -> dict[str, str]:
+    partner = await create(client, "/v1/partners", admin, {"name": "Anadolu Bilişim"})
+    key = await create(client, f"/v1/partners/{partner['id']}/api-keys", admin, {})
+    return {"Authorization": f"Bearer {key['token']}"}
+
+
 async def test_another_organization_cannot_tell_our_ids_from_missing_ones(
     app: FastAPI, client: AsyncClient, other_tenant: Tenant
 ) -> None:
@@ -137,37 +156,39 @@ async def test_another_organization_cannot_tell_our_ids_from_missing_ones(
     assert not missing, f"the demo organization has no rows for {missing}"
 
     operations = _operations()
-    params = {p for _, path in operations for p in re.findall(r"\{(\w+)\}", path)}
+    params = {p for _, path, _ in operations for p in re.findall(r"\{(\w+)\}", path)}
     unknown = sorted(params - set(TABLE_OF) - {"number", "subject_id"})
     assert not unknown, f"add the table of these path parameters to TABLE_OF: {unknown}"
 
-    headers = {**other_tenant.headers, "If-Match": '"1"'}
+    callers = {
+        "other organization's admin": other_tenant.headers,
+        "other organization's partner": await _partner_key(client, other_tenant.headers),
+        "a partner of the same organization": await _partner_key(
+            client, {"Authorization": f"Bearer {demo.api_key}"}
+        ),
+    }
     leaks = []
     statuses: set[int] = set()
     reads_404 = 0
-    for method, path in operations:
-        body = {} if method in ("POST", "PUT", "PATCH") else None
-        theirs = await client.request(
-            method,
-            _fill(path, ids, fallback=False),
-            json=body,
-            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-        )
-        unknown_ids = await client.request(
-            method,
-            _fill(path, ids, fallback=True),
-            json=body,
-            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-        )
-        if theirs.status_code < 400 or _signature(theirs) != _signature(unknown_ids):
-            leaks.append((method, path, _signature(theirs), _signature(unknown_ids)))
-        statuses.add(theirs.status_code)
-        if method == "GET" and theirs.status_code == 404:
-            reads_404 += 1
+    for caller, headers in callers.items():
+        is_partner = caller != "other organization's admin"
+        for method, path, partner_access in operations:
+            theirs = await _call(client, method, _fill(path, ids, fallback=False), headers)
+            if is_partner and not partner_access:
+                if _signature(theirs) != (403, "partner_not_allowed"):
+                    leaks.append((caller, method, path, _signature(theirs)))
+                continue
+            unknown_ids = await _call(client, method, _fill(path, ids, fallback=True), headers)
+            if theirs.status_code < 400 or _signature(theirs) != _signature(unknown_ids):
+                leaks.append((caller, method, path, _signature(theirs), _signature(unknown_ids)))
+            statuses.add(theirs.status_code)
+            if not is_partner and method == "GET" and theirs.status_code == 404:
+                reads_404 += 1
     assert leaks == [], leaks
     # The document really was walked; reads are 404 (a few answer 400/403 first, for a
     # missing query parameter or a partner-only route, the same for any id).
     assert len(operations) > 100
-    reads = sum(1 for method, _ in operations if method == "GET")
+    assert sum(partner_access for _, _, partner_access in operations) >= 5
+    reads = sum(1 for method, _, _ in operations if method == "GET")
     assert reads_404 >= reads - 5, (reads_404, reads)
     assert 404 in statuses

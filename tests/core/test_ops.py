@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core.config import Settings
 from app.core.migrate import head_revision
+from app.core.problems import _is_unavailable
 from app.main import create_app
 from tests.factories import Tenant, assert_problem
 
@@ -149,3 +152,26 @@ async def test_metrics_labels_unknown_paths_with_bounded_cardinality(
 async def test_ops_endpoints_need_no_key(client: AsyncClient) -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
         assert (await client.get(path)).status_code == 200, path
+
+
+class _DriverError(Exception):
+    """A driver error as SQLAlchemy's asyncpg adapter raises it: with a SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+def test_database_unavailable_is_told_from_a_bug_by_sqlstate() -> None:
+    def wrapped(sqlstate: str) -> DBAPIError:
+        return DBAPIError("SELECT 1", None, _DriverError(sqlstate))
+
+    # Restarting or stopping (57P01 terminated, 57P03 starting up / shutting down), the
+    # connection gone (08…), too many connections (53300), no pooled connection free: 503.
+    for sqlstate in ("57P01", "57P03", "08006", "08003", "53300"):
+        assert _is_unavailable(wrapped(sqlstate)), sqlstate
+    assert _is_unavailable(PoolTimeout("QueuePool limit reached"))
+    assert _is_unavailable(ConnectionRefusedError())
+    # A deadlock, a constraint, a syntax error: bugs (500), not outages.
+    for sqlstate in ("40P01", "23505", "42601"):
+        assert not _is_unavailable(wrapped(sqlstate)), sqlstate

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -685,3 +686,49 @@ async def test_run_import_is_all_or_nothing_when_the_database_refuses_a_row(
     assert job.failure is not None
     assert job.failure.endswith("nothing was imported")
     assert (leads, history) == (0, 0)
+
+
+# --- interrupted jobs -----------------------------------------------------------------------
+
+
+async def test_follow_ups_fail_the_jobs_a_dead_process_left_and_only_those(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    """A running import holds an advisory lock on its job: a ``running`` job whose lock
+    nobody holds was interrupted (its process died, its transaction rolled back); a job
+    still ``queued`` long after it was accepted was never started."""
+    dead, alive, abandoned, fresh = [await _start(app, tenant, 1) for _ in range(4)]
+    async with app.state.sessionmaker() as session, session.begin():
+        bind_tenant(session, tenant.organization_id, Actor())
+        for job in await session.scalars(select(ImportJob)):
+            if job.id in (dead, alive):
+                job.status = "running"
+            if job.id == abandoned:
+                job.created_at -= imports.ABANDONED_QUEUED_AFTER + timedelta(minutes=1)
+    async with app.state.engine.connect() as running_import:
+        await running_import.execute(
+            select(func.pg_advisory_xact_lock(imports.JOB_LOCK_CLASS, imports.job_lock_key(alive)))
+        )
+        ran = await client.post("/v1/jobs/follow-ups", headers=tenant.headers)
+        assert ran.status_code == 200, ran.text
+        await running_import.rollback()
+    states = {
+        job_id: (await _state(app, tenant, job_id))[0] for job_id in (dead, alive, abandoned, fresh)
+    }
+    assert {job_id: job.status for job_id, job in states.items()} == {
+        dead: "failed",
+        alive: "running",
+        abandoned: "failed",
+        fresh: "queued",
+    }
+    assert states[dead].failure == states[abandoned].failure == imports.INTERRUPTED
+    # A job given up is never run afterwards (its process may only have been slow).
+    await imports.run_import(
+        app.state.sessionmaker,
+        organization_id=tenant.organization_id,
+        job_id=abandoned,
+        rows=_rows(3),
+        actor=Actor(user_id=tenant.admin_id),
+    )
+    job, leads, _ = await _state(app, tenant, abandoned)
+    assert (job.status, job.failure, leads) == ("failed", imports.INTERRUPTED, 0)
