@@ -131,7 +131,6 @@ SUBJECT_OF = {
     "leads": "lead_id",
 }
 REAL_IDS_PER_KIND = 3
-CALLS: list[int] = []
 
 
 @dataclass(frozen=True)
@@ -195,18 +194,19 @@ async def target(settings: Settings) -> AsyncIterator[Target]:
             }
         )
     )
-    demo = await seed_demo(app.state.sessionmaker, history=HEAVY)
-    organization_id = uuid.UUID(demo.organization_id)
-    fuzzer, token = await _fuzzer(app, organization_id)
-    ids = await _real_ids(app, organization_id, fuzzer)
-    # Connections opened on this loop must not be handed to schemathesis' loop.
-    await app.state.engine.dispose()
-    yield Target(app, {"Authorization": f"Bearer {token}"}, ids)
-    print("CALLS", len(CALLS))
-    shutdown_lifespans()  # the app's lifespan ran on schemathesis' loop; it disposes there
-    async with app.state.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
-    await app.state.engine.dispose()
+    try:
+        demo = await seed_demo(app.state.sessionmaker, history=HEAVY)
+        organization_id = uuid.UUID(demo.organization_id)
+        fuzzer, token = await _fuzzer(app, organization_id)
+        ids = await _real_ids(app, organization_id, fuzzer)
+        # Connections opened on this loop must not be handed to schemathesis' loop.
+        await app.state.engine.dispose()
+        yield Target(app, {"Authorization": f"Bearer {token}"}, ids)
+    finally:
+        shutdown_lifespans()  # the app's lifespan ran on schemathesis' loop; it disposes there
+        async with app.state.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+        await app.state.engine.dispose()
 
 
 def _use_real_ids(case: schemathesis.Case, ids: dict[str, list[str]]) -> None:
@@ -230,7 +230,6 @@ def _use_real_ids(case: schemathesis.Case, ids: dict[str, list[str]]) -> None:
 @schema.parametrize()
 def test_operation_honours_its_contract(case: schemathesis.Case, target: Target) -> None:
     _use_real_ids(case, target.ids)
-    CALLS.append(1)
     try:
         response = case.call_and_validate(app=target.app, headers=target.headers)
     except BaseException as exc:
