@@ -44,6 +44,7 @@ from app.demo import seed_demo
 from app.main import create_app
 from app.models import User
 from tests.conftest import TABLES
+from tests.core.test_isolation_matrix import TABLE_OF  # path parameter → table of its ids
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 DEFAULT_EXAMPLES = 4
@@ -82,47 +83,6 @@ CONFIG = SchemathesisConfig.from_dict(
 )
 schema = schemathesis.openapi.from_dict(json.loads(DOCUMENT.read_text()), config=CONFIG)
 
-# Path parameter → the table its real ids come from (as in the isolation matrix).
-TABLE_OF = {
-    "account_id": "accounts",
-    "activity_id": "activities",
-    "book_id": "price_books",
-    "campaign_id": "campaigns",
-    "contact_id": "contacts",
-    "contract_id": "contracts",
-    "delegation_id": "approval_delegations",
-    "endpoint_id": "webhook_endpoints",
-    "enrollment_id": "nurture_enrollments",
-    "entry_id": "price_book_entries",
-    "event_id": "outbox_events",
-    "field_id": "custom_field_definitions",
-    "job_id": "import_jobs",
-    "key_id": "api_keys",
-    "lead_id": "leads",
-    "line_id": "quote_line_items",
-    "member_id": "campaign_members",
-    "opportunity_id": "opportunities",
-    "partner_id": "partners",
-    "pipeline_id": "pipelines",
-    "policy_id": "approval_policies",
-    "product_id": "products",
-    "program_id": "nurture_programs",
-    "quota_id": "quotas",
-    "quote_id": "quotes",
-    "rate_id": "exchange_rates",
-    "registration_id": "deal_registrations",
-    "relationship_id": "contact_relationships",
-    "request_id": "approval_requests",
-    "rule_id": "lead_scoring_rules",
-    "signal_id": "signals",
-    "spend_id": "spend",
-    "stakeholder_id": "opportunity_stakeholders",
-    "submission_id": "forecast_submissions",
-    "task_id": "tasks",
-    "team_id": "teams",
-    "territory_id": "territories",
-    "user_id": "users",
-}
 # ``/v1/<resource>/{subject_id}/timeline``: the resource names the id's kind.
 SUBJECT_OF = {
     "accounts": "account_id",
