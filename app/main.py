@@ -15,9 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from app.api import api_router
-from app.core.auth import RateLimiter
+from app.core.auth import RateLimiter, VerifiedKeys
 from app.core.config import Settings, get_settings
-from app.core.database import create_engine, create_sessionmaker, resolve_database_url
+from app.core.database import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    resolve_database_url,
+)
 from app.core.errors import problem
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -88,7 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_read_sessionmaker(engine)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
     app.state.head_revision = head_revision()
 
     install_problem_handlers(app)

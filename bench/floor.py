@@ -112,7 +112,8 @@ async def list_opportunities(
             raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
             created_at = datetime.fromisoformat(raw["v"][0])
             rows = await conn.fetch(
-                DEAL_SQL + " AND (o.created_at < $2 OR (o.created_at = $2 AND o.id < $3))"
+                DEAL_SQL + " AND o.created_at <= $2"
+                " AND (o.created_at < $2 OR (o.created_at = $2 AND o.id < $3))"
                 " ORDER BY o.created_at DESC, o.id DESC LIMIT $4",
                 org,
                 created_at,

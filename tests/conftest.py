@@ -18,6 +18,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from app.core.auth import VerifiedKeys
 from app.core.config import Settings
 from app.core.database import start_embedded_postgres
 from app.core.migrate import upgrade
@@ -94,6 +95,7 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         application: FastAPI = request.getfixturevalue("app")
         async with application.state.engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+        VerifiedKeys.forget_all()  # the keys went with the tables
 
 
 @pytest.fixture

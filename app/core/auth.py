@@ -14,6 +14,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 TOKEN_PREFIX = "dlb_"
 _ID_HEX = 32
@@ -130,3 +131,52 @@ class RateLimiter:
             return max(1, int((1.0 - tokens) / self.refill_per_second + 0.999))
         self._buckets[key] = (tokens - 1.0, now)
         return None
+
+
+class VerifiedKeys:
+    """Keys this worker verified in the last ``ttl_seconds``: their principals, so that a
+    request with a recently seen key skips the lookup (a pool checkout, ``BEGIN``, a
+    ``SELECT``, ``COMMIT``). Entries are keyed by the token's hash; only keys that passed
+    every check are kept.
+
+    Revoking a key, changing or deactivating a user in this process drops every entry
+    (``forget_all``, called on commit); another worker notices after at most ``ttl_seconds``.
+    """
+
+    MAX_ENTRIES = 10_000
+    _generation = 0  # bumped by forget_all; entries of an older generation are ignored
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries: dict[str, tuple[Principal, datetime | None, float, int]] = {}
+
+    @classmethod
+    def forget_all(cls) -> None:
+        cls._generation += 1
+
+    def get(self, token: str, now: datetime) -> Principal | None:
+        if self.ttl_seconds <= 0:
+            return None
+        entry = self._entries.get(hash_token(token))
+        if entry is None:
+            return None
+        principal, expires_at, verified_at, generation = entry
+        if (
+            generation != VerifiedKeys._generation
+            or time.monotonic() - verified_at > self.ttl_seconds
+            or (expires_at is not None and expires_at <= now)
+        ):
+            return None
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_at: datetime | None) -> None:
+        if self.ttl_seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[hash_token(token)] = (
+            principal,
+            expires_at,
+            time.monotonic(),
+            VerifiedKeys._generation,
+        )

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     # Requests per minute per API key, per worker process; 0 disables the limiter.
     rate_limit_per_minute: int = 6000
+    # How long a worker trusts a key it verified (revocation elsewhere takes this long to
+    # reach it; in the worker that revokes, it is immediate); 0 checks every request.
+    api_key_cache_seconds: float = Field(default=5, ge=0)
     max_body_bytes: int = 10 * 1024 * 1024
     # Bulk imports: 100,000 leads as CSV are about 17 MiB.
     max_import_bytes: int = 64 * 1024 * 1024

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
+from app.core.tenancy import READ_ONLY_KEY
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,15 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     # dirty versioned row bumps its version and writes audit rows. Services flush once,
     # explicitly, when the change is complete.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads (GET): the same pool in autocommit, so no ``BEGIN``/``COMMIT``
+    round trips. Under READ COMMITTED each statement sees its own snapshot either way.
+    Writes are refused on them (``app.core.tenancy``)."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+        info={READ_ONLY_KEY: True},
+    )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
 
-from app.core.auth import Principal, parse_token, token_matches
+from app.core.auth import Principal, VerifiedKeys, parse_token, token_matches
 from app.core.errors import BadRequest, Forbidden, RateLimited, Unauthorized
 from app.core.ids import utcnow
 from app.core.tenancy import UNSCOPED, Actor, bind_tenant
@@ -22,10 +24,15 @@ LAST_USED_RESOLUTION_SECONDS = 60
 
 
 def request_session(request: Request) -> AsyncSession:
-    """The request's session, created on first use; committed once by ``DealbaseRoute``."""
+    """The request's session, created on first use; committed once by ``DealbaseRoute``.
+
+    Operations that only read get an autocommit session (``DealbaseRoute`` decides).
+    """
     session: AsyncSession | None = getattr(request.state, "db_session", None)
     if session is None:
-        session = request.app.state.sessionmaker()
+        state = request.app.state
+        reads = getattr(request.state, "reads_only", False)
+        session = state.read_sessionmaker() if reads else state.sessionmaker()
         request.state.db_session = session
     return session
 
@@ -46,10 +53,12 @@ def request_id(request: Request) -> str | None:
 async def authenticate(request: Request) -> Principal:
     """The caller's principal, from the Bearer key; binds the request's session to its tenant.
 
-    The key is looked up (and its ``last_used_at`` written) in a short transaction of its
-    own, never in the request's: the request holds no connection or row lock while it
-    waits for another (an Idempotency-Key claim takes one of its own), and concurrent
-    requests with one key do not queue behind each other's ``last_used_at`` update.
+    A key verified in the last ``api_key_cache_seconds`` is taken from this worker's
+    ``VerifiedKeys``; otherwise it is looked up (and its ``last_used_at`` written) in a short
+    transaction of its own, never in the request's: the request holds no connection or row
+    lock while it waits for another (an Idempotency-Key claim takes one of its own), and
+    concurrent requests with one key do not queue behind each other's ``last_used_at``
+    update.
     """
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -61,8 +70,32 @@ async def authenticate(request: Request) -> Principal:
             "Send an API key as 'Authorization: Bearer <key>'", code="missing_api_key"
         )
     token = token.strip()
-    ids = parse_token(token)
+    verified_keys: VerifiedKeys = request.app.state.verified_keys
+    principal = verified_keys.get(token, utcnow())
+    if principal is None:
+        principal, expires_at = await _verify(request, token)
+        verified_keys.put(token, principal, expires_at)
+    retry_after = request.app.state.rate_limiter.acquire(principal.api_key_id)
+    if retry_after is not None:
+        raise RateLimited(retry_after)
+    bind_tenant(
+        request_session(request),
+        principal.organization_id,
+        Actor(
+            user_id=principal.user_id,
+            partner_id=principal.partner_id,
+            api_key_id=principal.api_key_id,
+            request_id=request_id(request),
+        ),
+    )
+    request.state.principal = principal
+    return principal
+
+
+async def _verify(request: Request, token: str) -> tuple[Principal, datetime | None]:
+    """Look the key up and check it: the principal and the key's expiry, or 401."""
     invalid = Unauthorized("The API key is invalid, revoked or expired", code="invalid_api_key")
+    ids = parse_token(token)
     if ids is None:
         raise invalid
     organization_id, key_id = ids
@@ -87,17 +120,6 @@ async def authenticate(request: Request) -> Principal:
             raise invalid
         if key.user_id is not None and not user_active:
             raise invalid
-        principal = Principal(
-            organization_id=organization_id,
-            api_key_id=key.id,
-            user_id=key.user_id,
-            partner_id=key.partner_id,
-            role=role,
-            scopes=frozenset(key.scopes),
-        )
-        retry_after = request.app.state.rate_limiter.acquire(key.id)
-        if retry_after is not None:
-            raise RateLimited(retry_after)
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > (
             LAST_USED_RESOLUTION_SECONDS
         ):
@@ -111,18 +133,43 @@ async def authenticate(request: Request) -> Principal:
                 .values(last_used_at=now)
                 .execution_options(synchronize_session=False, **UNSCOPED)
             )
-    bind_tenant(
-        request_session(request),
-        organization_id,
-        Actor(
-            user_id=key.user_id,
-            partner_id=key.partner_id,
-            api_key_id=key.id,
-            request_id=request_id(request),
-        ),
+    principal = Principal(
+        organization_id=organization_id,
+        api_key_id=key.id,
+        user_id=key.user_id,
+        partner_id=key.partner_id,
+        role=role,
+        scopes=frozenset(key.scopes),
     )
-    request.state.principal = principal
-    return principal
+    return principal, key.expires_at
+
+
+# A committed change to a key or a user invalidates this process's verified keys.
+_AUTH_CHANGED = "auth_changed"
+
+
+def _touches_auth(objects: Any) -> bool:
+    return any(isinstance(obj, ApiKey | User) for obj in objects)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_auth_flush(session: Session, _context: Any) -> None:
+    if _touches_auth(session.dirty) or _touches_auth(session.deleted):
+        session.info[_AUTH_CHANGED] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_auth_statement(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ in (ApiKey, User) for mapper in state.all_mappers
+    ):
+        state.session.info[_AUTH_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_verified_keys(session: Session) -> None:
+    if session.info.pop(_AUTH_CHANGED, False):
+        VerifiedKeys.forget_all()
 
 
 def require(

@@ -127,12 +127,27 @@ def _equal(key: SortKey, value: Any) -> ColumnElement[bool]:
     return key.column.is_(None) if value is None else key.column == value
 
 
+def _from(key: SortKey, value: Any) -> ColumnElement[bool]:
+    """Rows at or after ``value`` in this key's order: a range PostgreSQL can start an
+    index scan at (it cannot from the OR of ``keyset_condition`` alone, and would walk
+    every row before the cursor)."""
+    col = key.column
+    if key.descending:
+        return true() if value is None else col <= value
+    if value is None:
+        return col.is_(None)
+    nullable = getattr(col.expression, "nullable", True)
+    return or_(col >= value, col.is_(None)) if nullable else col >= value
+
+
 def keyset_condition(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = []
     for i, key in enumerate(keys):
         prefix = [_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)]
         clauses.append(and_(*prefix, _after(key, values[i])) if prefix else _after(key, values[i]))
-    return or_(*clauses) if clauses else true()
+    if not clauses:
+        return true()
+    return and_(_from(keys[0], values[0]), or_(*clauses))
 
 
 async def paginate(

@@ -10,7 +10,7 @@ raised.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
@@ -23,6 +23,10 @@ from app.core.errors import BadRequest
 
 
 class DealbaseRoute(APIRoute):
+    # GET operations run on an autocommit read session (no BEGIN/COMMIT round trips),
+    # unless their router's route class needs a transaction for its reads.
+    reads_in_transaction: ClassVar[bool] = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if _admits_partner_keys(self.dependant):
@@ -33,8 +37,11 @@ class DealbaseRoute(APIRoute):
         handler = super().get_route_handler()
         declared = _query_parameter_names(self.dependant)
 
+        reads_only = (self.methods or {"POST"}) <= {"GET", "HEAD"} and not self.reads_in_transaction
+
         async def route(request: Request) -> Response:
             claim: idempotency.Claim | None = None
+            request.state.reads_only = reads_only
             try:
                 # Authenticate first: a caller without a valid key learns nothing else (401).
                 await authenticate(request)
@@ -65,6 +72,12 @@ class DealbaseRoute(APIRoute):
                     request.state.db_session = None
 
         return route
+
+
+class TransactionalReadsRoute(DealbaseRoute):
+    """For operations whose reads need a transaction (``SET LOCAL`` of the KPI queries)."""
+
+    reads_in_transaction = True
 
 
 def _refuse_undeclared(request: Request, declared: set[str]) -> None:

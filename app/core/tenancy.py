@@ -28,6 +28,8 @@ INCLUDE_DELETED = "include_deleted"
 # Execution options for the few statements that must cross tenants (API-key lookup before
 # the tenant is known, system jobs); they filter by organization themselves.
 UNSCOPED: dict[str, Any] = {"dealbase_unscoped": True}
+# Session info flag of the autocommit sessions that serve reads (GET).
+READ_ONLY_KEY = "read_only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,11 @@ class Actor:
 
 class TenantScopeMissing(RuntimeError):
     """An ORM statement ran on a session bound to no tenant: a programming error."""
+
+
+class ReadOnlySession(RuntimeError):
+    """A write on a read session (autocommit: it would not be atomic): a programming error;
+    the operation must declare that it reads in a transaction."""
 
 
 def bind_tenant(session: AsyncSession, organization_id: uuid.UUID, actor: Actor) -> None:
@@ -67,6 +74,10 @@ def actor_of(session: AsyncSession | Session) -> Actor:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
+    if state.session.info.get(READ_ONLY_KEY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadOnlySession("write statement on a read session")
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if state.is_column_load or state.is_relationship_load:
@@ -94,6 +105,8 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(READ_ONLY_KEY) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlySession("flush of changes on a read session")
     org = session.info.get(TENANT_KEY)
     for obj in session.new:
         if not isinstance(obj, TenantMixin):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from app.core.auth import Principal
 from app.core.deps import IfMatch, PageDep, SessionDep, require, set_etag, sort_query
 from app.core.pagination import ListEnvelope
-from app.core.routing import DealbaseRoute
+from app.core.routing import TransactionalReadsRoute
 from app.core.schemas import COMMON_ERRORS, errors
 from app.metrics import reports, service
 from app.metrics.facts import FAMILY_FILTERS, FILTER_NAMES, MetricFilters
@@ -33,7 +33,8 @@ from app.metrics.schemas import (
     SpendUpdate,
 )
 
-router = APIRouter(tags=["metrics"], route_class=DealbaseRoute, responses=COMMON_ERRORS)
+# The KPI queries raise work_mem with SET LOCAL, so their reads run in a transaction.
+router = APIRouter(tags=["metrics"], route_class=TransactionalReadsRoute, responses=COMMON_ERRORS)
 Reader = Annotated[Principal, Depends(require("metrics:read"))]
 Manager = Annotated[
     Principal, Depends(require("metrics:write", roles=frozenset({"admin", "manager"})))

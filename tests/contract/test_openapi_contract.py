@@ -13,7 +13,7 @@ there is no stateful (linked sequences) test: Hypothesis replays a scenario to c
 finds the database changed (``FlakyStrategyDefinition``), and the inferred links would have
 the fuzzer revoke its own key (``GET /v1/api-keys`` → ``DELETE``). Real ids are fed instead.
 
-CI runs ``DEALBASE_FUZZ_EXAMPLES`` (default 4) generated examples per operation with a fixed
+CI runs ``DEALBASE_FUZZ_EXAMPLES`` (default 3) generated examples per operation with a fixed
 seed: the same requests every run. The heavier run (``python3 dev.py fuzz``, see
 bench/README.md) raises the count, adds the coverage phase (boundary values of every
 parameter) and the demo's two years of history, and draws a new seed each time
@@ -47,7 +47,7 @@ from tests.conftest import TABLES
 from tests.core.test_isolation_matrix import TABLE_OF  # path parameter → table of its ids
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
-DEFAULT_EXAMPLES = 4
+DEFAULT_EXAMPLES = 3
 EXAMPLES = int(os.environ.get("DEALBASE_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 HEAVY = EXAMPLES > DEFAULT_EXAMPLES
 _seed = os.environ.get("DEALBASE_FUZZ_SEED", "random" if HEAVY else "0")

@@ -7,10 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select, text, update
 
+from app.core.auth import Principal, VerifiedKeys
 from app.core.tenancy import UNSCOPED
 from app.models import ApiKey, User
 from tests.factories import Tenant, assert_problem, key_for
@@ -489,3 +491,76 @@ async def test_401_carries_www_authenticate_and_comes_before_other_errors(
         response = await client.request(method, url, **kwargs)
         assert_problem(response, 401, "missing_api_key")
         assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+# --- the worker's cache of verified keys -----------------------------------------------
+
+
+async def test_a_verified_key_is_not_looked_up_again_within_the_ttl(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    key = await create_key(client, tenant.headers, scopes=["accounts:read"])
+    assert (await client.get("/v1/accounts", headers=bearer(key["token"]))).status_code == 200
+    # Revoked behind the API's back (plain SQL, as another worker's commit would look):
+    # this worker keeps trusting the key until its cache entry lapses or is dropped.
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE id = :id"), {"id": key["id"]}
+        )
+    assert (await client.get("/v1/accounts", headers=bearer(key["token"]))).status_code == 200
+    VerifiedKeys.forget_all()
+    assert_problem(
+        await client.get("/v1/accounts", headers=bearer(key["token"])), 401, "invalid_api_key"
+    )
+
+
+async def test_revoking_a_used_key_takes_effect_at_once(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    rep_headers = await key_for(app, tenant, scopes=["*"], role="rep")
+    rep_key = await create_key(client, rep_headers, scopes=["accounts:read"])
+    assert (await client.get("/v1/accounts", headers=bearer(rep_key["token"]))).status_code == 200
+    response = await client.delete(f"/v1/api-keys/{rep_key['id']}", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    assert_problem(
+        await client.get("/v1/accounts", headers=bearer(rep_key["token"])), 401, "invalid_api_key"
+    )
+
+
+async def test_a_role_change_takes_effect_at_once(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    rep_headers = await key_for(app, tenant, scopes=["*"], role="rep")
+    rep = await me(client, rep_headers)
+    new_user = {"email": "someone@example.com", "name": "Someone", "role": "rep"}
+    assert_problem(
+        await client.post("/v1/users", json=new_user, headers=rep_headers), 403, "role_not_allowed"
+    )
+    promoted = await client.patch(
+        f"/v1/users/{rep['id']}", json={"role": "admin"}, headers=tenant.headers
+    )
+    assert promoted.status_code == 200, promoted.text
+    created = await client.post("/v1/users", json=new_user, headers=rep_headers)
+    assert created.status_code == 201, created.text
+
+
+def test_verified_keys_honour_ttl_expiry_and_forgetting(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("app.core.auth.time.monotonic", lambda: clock[0])
+    now = datetime.now(UTC)
+    principal = Principal(uuid.uuid4(), uuid.uuid4(), None, None, "admin", frozenset({"*"}))
+    cache = VerifiedKeys(ttl_seconds=5)
+    cache.put("token-a", principal, expires_at=None)
+    cache.put("token-b", principal, expires_at=now + timedelta(seconds=2))
+    assert cache.get("token-a", now) is principal
+    assert cache.get("token-other", now) is None
+    assert cache.get("token-b", now + timedelta(seconds=3)) is None  # the key expired
+    clock[0] += 6
+    assert cache.get("token-a", now) is None  # the entry lapsed
+    cache.put("token-a", principal, expires_at=None)
+    VerifiedKeys.forget_all()
+    assert cache.get("token-a", now) is None
+
+    disabled = VerifiedKeys(ttl_seconds=0)
+    disabled.put("token-a", principal, expires_at=None)
+    assert disabled.get("token-a", now) is None

@@ -1,0 +1,61 @@
+"""Reads (GET) run on autocommit sessions that refuse writes; other operations, and the
+KPI reports, run in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import event, update
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from app.core.tenancy import READ_ONLY_KEY, Actor, ReadOnlySession, bind_tenant
+from app.models import Account
+from tests.factories import Tenant, create_account
+
+
+@pytest.fixture
+def read_only_flags() -> Iterator[list[bool]]:
+    """Whether each ORM statement executed meanwhile ran on a read session."""
+    seen: list[bool] = []
+
+    def record(state: ORMExecuteState) -> None:
+        seen.append(bool(state.session.info.get(READ_ONLY_KEY)))
+
+    event.listen(Session, "do_orm_execute", record)
+    yield seen
+    event.remove(Session, "do_orm_execute", record)
+
+
+async def test_get_runs_on_a_read_session_and_post_does_not(
+    client: AsyncClient, tenant: Tenant, read_only_flags: list[bool]
+) -> None:
+    account = await create_account(client, tenant.headers)
+    assert read_only_flags and not any(read_only_flags)
+
+    read_only_flags.clear()
+    assert (await client.get(f"/v1/accounts/{account['id']}", headers=tenant.headers)).is_success
+    assert (await client.get("/v1/accounts", headers=tenant.headers)).is_success
+    assert read_only_flags and all(read_only_flags)
+
+    # The KPI queries raise work_mem with SET LOCAL, which needs a transaction.
+    read_only_flags.clear()
+    summary = await client.get(
+        "/v1/metrics/summary", params={"period": "2026-Q3"}, headers=tenant.headers
+    )
+    assert summary.status_code == 200, summary.text
+    assert read_only_flags and not any(read_only_flags)
+
+
+async def test_a_read_session_refuses_writes(app: FastAPI, tenant: Tenant) -> None:
+    async with app.state.read_sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        session.add(Account(name="Written on a read"))
+        with pytest.raises(ReadOnlySession):
+            await session.flush()
+    async with app.state.read_sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        with pytest.raises(ReadOnlySession):
+            await session.execute(update(Account).values(name="Renamed"))
