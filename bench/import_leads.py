@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import Insert, Update
+from sqlalchemy import Update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -373,14 +373,22 @@ def _phase_recorder(start: float, phases: dict[str, float]) -> Callable[[int, in
 
 @contextlib.contextmanager
 def statement_timer(phases: dict[str, float]) -> Iterator[None]:
-    """Time spent awaiting ``AsyncSession.execute``, by kind of statement (the rest of the
-    import's time is Python: scoring, territory matching, building the rows)."""
+    """Time spent awaiting ``AsyncSession.execute`` by kind of statement, and the COPY of
+    each table (the rest of the import's time is Python: scoring, territory matching,
+    building the rows)."""
     original = AsyncSession.execute
+    original_copy = imports.copy_rows
+
+    async def timed_copy(session: AsyncSession, table: Any, rows: Any) -> None:
+        began = time.perf_counter()
+        try:
+            await original_copy(session, table, rows)
+        finally:
+            kind = f"COPY {table.name}"
+            phases[kind] = phases.get(kind, 0.0) + time.perf_counter() - began
 
     async def timed(self: AsyncSession, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(statement, Insert):
-            kind = f"INSERT {statement.table.name}"
-        elif isinstance(statement, Update) and statement.table.name == "import_jobs":
+        if isinstance(statement, Update) and statement.table.name == "import_jobs":
             kind = "job progress updates"
         else:
             kind = "other statements"
@@ -391,10 +399,12 @@ def statement_timer(phases: dict[str, float]) -> Iterator[None]:
             phases[kind] = phases.get(kind, 0.0) + time.perf_counter() - began
 
     AsyncSession.execute = timed  # type: ignore[method-assign]
+    imports.copy_rows = timed_copy
     try:
         yield
     finally:
         AsyncSession.execute = original  # type: ignore[method-assign]
+        imports.copy_rows = original_copy
 
 
 async def run_direct(app: Any, org: Org, body: bytes, profile: cProfile.Profile | None) -> Run:

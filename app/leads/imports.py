@@ -2,8 +2,8 @@
 
 Rows are validated in Python (every invalid row is reported with row, field and message),
 deduplicated by e-mail (within the file and against open leads), scored and assigned to
-territories with the same rules as single creation, then inserted set-based (multi-row
-INSERTs) in ONE transaction together with the job's final state: an import lands whole or
+territories with the same rules as single creation, then written set-based (``COPY``, in
+batches) in ONE transaction together with the job's final state: an import lands whole or
 not at all. Progress (rows validated, rows written) is committed separately so that
 ``GET /v1/import-jobs/{id}`` can show it while the job runs.
 
@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import JSON, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts import service as accounts
@@ -54,10 +54,32 @@ ABANDONED_QUEUED_AFTER = timedelta(minutes=10)
 JOB_LOCK_CLASS = 0x494D5054  # "IMPT"
 INTERRUPTED = "interrupted (the server stopped); nothing was imported"
 Progress = Callable[[int, int], None]
-# Core inserts: the rows are complete dicts, and the ORM's bulk-insert bookkeeping cost about
-# half of the INSERT time (bench/README.md).
+# Written with COPY: the rows are complete dicts, and the ORM's bulk-insert bookkeeping, then
+# multi-row INSERTs, cost most of an import's time (bench/README.md).
 LEADS = cast(Table, Lead.__table__)
 LEAD_STATUS_HISTORY = cast(Table, LeadStatusHistory.__table__)
+
+
+async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``COPY`` complete rows (dicts with the same keys) into ``table``, in the session's
+    transaction. COPY skips the ORM's per-row work and SQL parsing of huge INSERTs; the
+    rows go through asyncpg's binary encoders, which take JSON columns as text."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    as_json = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    records = [
+        tuple(
+            json.dumps(row[name]) if name in as_json and row[name] is not None else row[name]
+            for name in columns
+        )
+        for row in rows
+    ]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, columns=columns, records=records
+    )
 
 
 def parse_rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
@@ -284,16 +306,13 @@ async def _import(
         if promote:
             history_rows.append(_history(row, "new", "mql", None, "system", now))
     for start in range(0, len(lead_rows), BATCH):
-        await session.execute(insert(LEADS), lead_rows[start : start + BATCH])
+        await copy_rows(session, LEADS, lead_rows[start : start + BATCH])
         done = total // 2 + (total - total // 2) * (start + BATCH) // max(len(lead_rows), 1)
         await _set_progress(sessionmaker, job_id, processed_rows=min(done, total))
         if progress:
             progress(min(done, total), total)
     for start in range(0, len(history_rows), BATCH):
-        await session.execute(
-            insert(LEAD_STATUS_HISTORY),
-            history_rows[start : start + BATCH],
-        )
+        await copy_rows(session, LEAD_STATUS_HISTORY, history_rows[start : start + BATCH])
     for territory_id, index in round_robin.items():
         if index != territory_map[territory_id].last_assigned_index:
             await territories.save_position(session, territory_map[territory_id], index)

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
 
 from app.core.tenancy import Actor, bind_tenant
 from app.leads import imports
@@ -610,17 +609,17 @@ async def test_run_import_is_all_or_nothing_when_a_later_batch_fails(
     )
     monkeypatch.setattr(imports, "BATCH", 2)
     lead_inserts = 0
-    execute = AsyncSession.execute
+    copy_rows = imports.copy_rows
 
-    async def failing_execute(self: AsyncSession, statement: Any, *args: Any, **kw: Any) -> Any:
+    async def failing_copy(session: AsyncSession, table: Table, rows: Any) -> None:
         nonlocal lead_inserts
-        if isinstance(statement, Insert) and statement.table.name == "leads":
+        if table.name == "leads":
             lead_inserts += 1
             if lead_inserts == 2:
                 raise RuntimeError("the database went away")
-        return await execute(self, statement, *args, **kw)
+        await copy_rows(session, table, rows)
 
-    monkeypatch.setattr(AsyncSession, "execute", failing_execute)
+    monkeypatch.setattr(imports, "copy_rows", failing_copy)
     job_id = await _start(app, tenant, 5)
     await imports.run_import(
         app.state.sessionmaker,
