@@ -261,8 +261,10 @@ class PrivatePostgres:
                 self._pg_ctl("-w", "-m", "immediate", "stop")
         finally:
             # The package stops the server it started (already stopped here: a restarted
-            # one is another process) and deletes the data folder.
-            self.server.cleanup()
+            # one is another process) and deletes the data folder. The process it recorded
+            # may vanish between its check and its signal: nothing is left to stop then.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.server.cleanup()
             shutil.rmtree(self.root, ignore_errors=True)
 
 
