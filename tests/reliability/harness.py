@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from app.core.config import Settings
 from app.core.database import create_engine, create_sessionmaker
 from app.users.service import create_organization
+from tests.factories import Tenant
 
 # Every wait in these tests is bounded. Starting `serve` (migrations, then two workers that
 # each import the app) takes a few seconds on an idle machine and much longer on a busy one.
@@ -271,25 +272,14 @@ class PrivatePostgres:
 # -- data -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Org:
-    organization_id: uuid.UUID
-    admin_id: uuid.UUID
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def new_org(database_url: str, name: str = "Reliability") -> Org:
+async def new_org(database_url: str, name: str = "Reliability") -> Tenant:
     engine = create_engine(database_url, Settings(database_url=database_url, db_pool_size=1))
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             org, admin, token = await create_organization(
                 session, name=name, admin_email=f"admin@{uuid.uuid4().hex[:8]}.test"
             )
-        return Org(org.id, admin.id, token)
+        return Tenant(org.id, admin.id, token)
     finally:
         await engine.dispose()
 

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from app.leads.imports import BATCH, INTERRUPTED
-from tests.reliability.harness import Org, Receiver, Server, connect, new_org
+from tests.factories import Tenant
+from tests.reliability.harness import Receiver, Server, connect, new_org
 
 # Four batches: the kill lands after the first is inserted, three before the commit.
 IMPORT_ROWS = 4 * BATCH
@@ -30,7 +31,7 @@ WAIT = 60.0  # bound of every wait below
 
 @dataclass
 class Crash:
-    org: Org
+    org: Tenant
     server: Server
     job_id: str
     job_at_kill: dict[str, Any]
@@ -54,7 +55,9 @@ async def _until(check: Any, what: str, limit: float = WAIT, every: float = 0.05
         await asyncio.sleep(every)
 
 
-async def _new_leads(api: httpx.AsyncClient, org: Org, count: int, database_url: str) -> list[str]:
+async def _new_leads(
+    api: httpx.AsyncClient, org: Tenant, count: int, database_url: str
+) -> list[str]:
     """Create leads through the API; return the ids of their ``lead.created`` events."""
     lead_ids = []
     for n in range(count):
@@ -88,7 +91,7 @@ def _csv(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-async def _job(database_url: str, org: Org, job_id: str) -> dict[str, Any]:
+async def _job(database_url: str, org: Tenant, job_id: str) -> dict[str, Any]:
     """The job as committed, and the leads it wrote that are visible (committed)."""
     conn = await connect(database_url)
     try:

@@ -17,7 +17,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.reliability.harness import Org, PrivatePostgres, Server, new_org, running_server
+from tests.factories import Tenant
+from tests.reliability.harness import PrivatePostgres, Server, new_org, running_server
 
 REQUEST_TIMEOUT = 15.0  # no answer within this is a hang (a failure)
 RECOVERY_TIMEOUT = 60.0
@@ -40,7 +41,7 @@ class Traffic:
     """A few clients sending reads, creates and readiness probes until stopped."""
 
     api: httpx.AsyncClient
-    org: Org
+    org: Tenant
     phase: str = "up"
     outcomes: list[Outcome] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)

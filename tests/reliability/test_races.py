@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reliability.harness import Org, Server, connect, new_org
+from tests.factories import Tenant
+from tests.reliability.harness import Server, connect, new_org
 
 CONCURRENCY = 100
 CLEAN_REFUSALS = {409, 412, 422}
@@ -31,7 +32,7 @@ async def api(live_server: Server) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def org(live_server: Server) -> Org:
+async def org(live_server: Server) -> Tenant:
     return await new_org(live_server.database_url)
 
 
@@ -55,7 +56,7 @@ def _assert_clean(responses: list[httpx.Response], ok: set[int]) -> None:
 
 
 async def test_one_idempotency_key_posted_100_times_at_once_writes_once(
-    api: httpx.AsyncClient, org: Org, live_server: Server
+    api: httpx.AsyncClient, org: Tenant, live_server: Server
 ) -> None:
     email = f"idem-{uuid.uuid4().hex[:8]}@example.com"
     body = {"last_name": "Idempotent", "email": email, "company_name": "Once A.Ş."}
@@ -134,7 +135,7 @@ STAGES = [
 OPEN_STAGES = [s["key"] for s in STAGES[:5]]
 
 
-async def _deal(api: httpx.AsyncClient, org: Org) -> dict[str, Any]:
+async def _deal(api: httpx.AsyncClient, org: Tenant) -> dict[str, Any]:
     pipeline = await _created(
         api,
         "/v1/pipelines",
@@ -156,7 +157,7 @@ async def _deal(api: httpx.AsyncClient, org: Org) -> dict[str, Any]:
     return deal
 
 
-async def _stage_history(database_url: str, org: Org, deal_id: str) -> list[Any]:
+async def _stage_history(database_url: str, org: Tenant, deal_id: str) -> list[Any]:
     conn = await connect(database_url)
     try:
         return list(
@@ -173,7 +174,7 @@ async def _stage_history(database_url: str, org: Org, deal_id: str) -> list[Any]
 
 
 async def test_concurrent_stage_moves_serialize_and_history_chains(
-    api: httpx.AsyncClient, org: Org, live_server: Server
+    api: httpx.AsyncClient, org: Tenant, live_server: Server
 ) -> None:
     deal = await _deal(api, org)
     url = f"/v1/opportunities/{deal['id']}/stage"
@@ -250,7 +251,7 @@ async def test_concurrent_stage_moves_serialize_and_history_chains(
 # --- quote edits ------------------------------------------------------------------------------
 
 
-async def _catalog(api: httpx.AsyncClient, org: Org, products: int) -> list[str]:
+async def _catalog(api: httpx.AsyncClient, org: Tenant, products: int) -> list[str]:
     book = await _created(
         api, "/v1/price-books", org.headers, {"name": "Standard", "currency": "TRY"}
     )
@@ -273,7 +274,7 @@ async def _catalog(api: httpx.AsyncClient, org: Org, products: int) -> list[str]
 
 
 async def _quote(
-    api: httpx.AsyncClient, org: Org, product_id: str, discount: str, headers: dict[str, str]
+    api: httpx.AsyncClient, org: Tenant, product_id: str, discount: str, headers: dict[str, str]
 ) -> dict[str, Any]:
     account = await _created(api, "/v1/accounts", org.headers, {"name": "Quote Race A.Ş."})
     deal = await _created(
@@ -290,7 +291,7 @@ async def _quote(
 
 
 async def test_concurrent_quote_edits_one_etag_wins_and_no_line_is_lost(
-    api: httpx.AsyncClient, org: Org
+    api: httpx.AsyncClient, org: Tenant
 ) -> None:
     products = await _catalog(api, org, 12)
     quote = await _quote(api, org, products[0], "0", org.headers)
@@ -344,7 +345,7 @@ async def test_concurrent_quote_edits_one_etag_wins_and_no_line_is_lost(
 
 
 async def _person(
-    api: httpx.AsyncClient, org: Org, live_server: Server, **fields: Any
+    api: httpx.AsyncClient, org: Tenant, live_server: Server, **fields: Any
 ) -> tuple[str, dict[str, str]]:
     user = await _created(
         api,
@@ -356,7 +357,7 @@ async def _person(
     return user["id"], {"Authorization": f"Bearer {token}"}
 
 
-async def _api_key(database_url: str, org: Org, user_id: uuid.UUID) -> str:
+async def _api_key(database_url: str, org: Tenant, user_id: uuid.UUID) -> str:
     from app.api_keys.service import issue_key
     from app.core.config import Settings
     from app.core.database import create_engine, create_sessionmaker
@@ -379,7 +380,7 @@ async def _api_key(database_url: str, org: Org, user_id: uuid.UUID) -> str:
 
 
 async def test_concurrent_decisions_on_one_approval_record_exactly_one(
-    api: httpx.AsyncClient, org: Org, live_server: Server
+    api: httpx.AsyncClient, org: Tenant, live_server: Server
 ) -> None:
     manager_id, manager = await _person(
         api, org, live_server, role="manager", approval_max_discount_pct="20"
