@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.core import emails  # noqa: F401  (caches e-mail domain checks for EmailStr)
+
 # Money and percentages travel as decimal strings ("12500.00"), never floats.
 DecimalString = Annotated[
     Decimal,

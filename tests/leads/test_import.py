@@ -304,6 +304,40 @@ async def test_duplicates_among_e_mails_differing_only_in_case_in_json(
     assert (again["created_count"], again["error_count"]) == (0, 3)
 
 
+async def test_e_mail_checks_across_batches_and_address_forms(
+    client: AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of two: duplicates within the file are found across batches, open leads
+    before the import are found whatever form the file gives their address in (a display
+    name, mixed case: looked up after validation), and rows keep their numbers."""
+    monkeypatch.setattr(imports, "BATCH", 2)
+    for email in ("open@example.com", "named@example.com"):
+        await create(client, "/v1/leads", tenant.headers, {"last_name": "Var", "email": email})
+    rows = [
+        {"last_name": "A", "email": "first@example.com"},
+        {"last_name": "B", "email": "Open@Example.com"},
+        {"last_name": "C", "email": "Ayşe <Named@Example.COM>"},
+        {"last_name": "D", "email": "FIRST@example.com"},
+        {"last_name": "E", "email": "Zeynep <new@example.com>"},
+        {"last_name": "F", "email": "new@example.com"},
+        {"last_name": "G", "email": "not-an-address"},
+    ]
+    job = await _import(client, tenant, _json(rows), JSON)
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [
+        (2, "email"),
+        (3, "email"),
+        (4, "email"),
+        (6, "email"),
+        (7, "email"),
+    ]
+    assert (job["created_count"], job["processed_rows"]) == (2, 7)
+    leads = await _imported(client, tenant.headers, job["id"])
+    assert {e: lead["last_name"] for e, lead in leads.items()} == {
+        "first@example.com": "A",
+        "new@example.com": "E",
+    }
+
+
 # --- refused requests -----------------------------------------------------------------------
 
 
@@ -662,16 +696,16 @@ async def test_run_import_is_all_or_nothing_when_the_database_refuses_a_row(
     monkeypatch.setattr(imports, "BATCH", 2)
     rows = _rows(5)
     rows[3]["last_name"] = "Nul\x00Karakter"
-    validate = imports._validate
+    validate = imports._RowBuilder.validate
 
-    def slip_nul_past(rows: list[dict[str, Any]]) -> Any:
-        valid, _ = validate([{**r, "last_name": r["last_name"].replace("\x00", "")} for r in rows])
+    def slip_nul_past(builder: Any, chunk: list[dict[str, Any]], first: int) -> Any:
+        cleaned = [{**r, "last_name": r["last_name"].replace("\x00", "")} for r in chunk]
         return [
-            (n, lead.model_copy(update={"last_name": rows[n - 1]["last_name"]}))
-            for n, lead in valid
-        ], []
+            (n, lead.model_copy(update={"last_name": chunk[n - first]["last_name"]}))
+            for n, lead in validate(builder, cleaned, first)
+        ]
 
-    monkeypatch.setattr(imports, "_validate", slip_nul_past)
+    monkeypatch.setattr(imports._RowBuilder, "validate", slip_nul_past)
     job_id = await _start(app, tenant, len(rows))
     await imports.run_import(
         app.state.sessionmaker,
