@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
-from app.api import api_router
+from app.api import add_api_routes
 from app.core.auth import RateLimiter, VerifiedKeys
 from app.core.config import Settings, get_settings
 from app.core.database import (
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         larger={"/v1/leads/import": settings.max_import_bytes},
     )
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(api_router)
+    add_api_routes(app)
     _add_operational_routes(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

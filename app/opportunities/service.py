@@ -3,13 +3,14 @@ and stale-deal follow-ups. The rules themselves live in ``stages.py``."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
@@ -90,6 +91,7 @@ class OpportunityFilters:
     updated_since: datetime | None = None
 
 
+@functools.cache  # built once: statements are immutable, and building one costs CPU per request
 def _with_stage() -> Any:  # Select of (Opportunity, PipelineStage)
     return select(Opportunity, PipelineStage).join(
         PipelineStage,
@@ -98,6 +100,11 @@ def _with_stage() -> Any:  # Select of (Opportunity, PipelineStage)
             PipelineStage.id == Opportunity.stage_id,
         ),
     )
+
+
+@functools.cache
+def _by_id() -> Any:
+    return _with_stage().where(Opportunity.id == bindparam("opportunity_id"))
 
 
 def _category_sql() -> Any:
@@ -178,7 +185,7 @@ async def get_opportunity(
         )
         assert stage is not None  # foreign key
         return OpportunityView(opportunity, stage)
-    row = (await session.execute(_with_stage().where(Opportunity.id == opportunity_id))).first()
+    row = (await session.execute(_by_id(), {"opportunity_id": opportunity_id})).first()
     if row is None:
         raise NotFound(RESOURCE)
     return OpportunityView(row[0], row[1])

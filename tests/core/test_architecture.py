@@ -5,6 +5,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.api import DOMAIN_ROUTERS, PREFIX
+
 APP = Path(__file__).resolve().parents[2] / "app"
 WEB_PACKAGES = ("fastapi", "starlette")
 PURE_RULE_MODULES = (
@@ -57,3 +62,22 @@ def test_pure_rule_modules_import_only_the_standard_library() -> None:
 def test_services_never_commit() -> None:
     for path in [*APP.glob("*/service.py"), *APP.glob("*/repository.py")]:
         assert ".commit(" not in path.read_text(), path.relative_to(APP)
+
+
+async def test_operations_are_registered_flat_on_the_app(app: FastAPI) -> None:
+    """Every /v1 operation is a route of the app's own router: FastAPI matches requests
+    through nested (included) routers far more slowly (bench/README.md). Each domain
+    router's operations are all there, with their route class and operation id."""
+    assert not [r for r in app.router.routes if type(r).__name__ == "_IncludedRouter"]
+    registered = {
+        (route.path, route.operation_id, type(route))
+        for route in app.router.routes
+        if isinstance(route, APIRoute)
+    }
+    declared = {
+        (PREFIX + route.path, route.operation_id, type(route))
+        for router in DOMAIN_ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    }
+    assert declared and declared <= registered
