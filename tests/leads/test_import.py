@@ -721,6 +721,40 @@ async def test_run_import_is_all_or_nothing_when_the_database_refuses_a_row(
     assert (leads, history) == (0, 0)
 
 
+async def test_run_import_is_all_or_nothing_when_building_a_batch_fails_mid_write(
+    app: FastAPI, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker thread fails on the third batch while the second is being written: the
+    write in flight is waited for (or cancelled), and nothing of the import lands."""
+    monkeypatch.setattr(imports, "BATCH", 2)
+    build = imports._RowBuilder.build
+    builds = 0
+
+    def failing_build(builder: Any, valid: Any) -> Any:
+        nonlocal builds
+        builds += 1
+        if builds == 3:
+            raise RuntimeError("a bug in the row builder")
+        return build(builder, valid)
+
+    monkeypatch.setattr(imports._RowBuilder, "build", failing_build)
+    job_id = await _start(app, tenant, 6)
+    await imports.run_import(
+        app.state.sessionmaker,
+        organization_id=tenant.organization_id,
+        job_id=job_id,
+        rows=_rows(6),
+        actor=Actor(user_id=tenant.admin_id),
+    )
+    job, leads, history = await _state(app, tenant, job_id)
+    assert (builds, job.status, job.failure) == (
+        3,
+        "failed",
+        "RuntimeError: nothing was imported",
+    )
+    assert (leads, history) == (0, 0)
+
+
 # --- interrupted jobs -----------------------------------------------------------------------
 
 
