@@ -218,7 +218,7 @@ class _RowBuilder:
     settings: LeadSettings
     segment_rules: SegmentRules
     scoring_rules: list[scoring.Rule]
-    territories: dict[str, Territory]
+    territory_by_id: dict[str, Territory]
     active_owners: set[uuid.UUID]
     now: datetime
     taken: set[str] = field(default_factory=set)
@@ -228,9 +228,10 @@ class _RowBuilder:
     rules: list[territory_rules.TerritoryRule] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.round_robin = {key: t.last_assigned_index for key, t in self.territories.items()}
-        self.members = {key: [str(m) for m in t.member_ids] for key, t in self.territories.items()}
-        self.rules = [territories.to_rule(t) for t in self.territories.values()]
+        by_id = self.territory_by_id
+        self.round_robin = {key: t.last_assigned_index for key, t in by_id.items()}
+        self.members = {key: [str(m) for m in t.member_ids] for key, t in by_id.items()}
+        self.rules = [territories.to_rule(t) for t in by_id.values()]
 
     def validate(self, rows: list[dict[str, Any]], first: int) -> list[tuple[int, LeadCreate]]:
         """The valid rows (numbered from ``first``); the invalid ones go to ``errors``."""
@@ -333,7 +334,7 @@ async def _import(
         settings=LeadSettings.of(await org_settings(session)),
         segment_rules=await accounts.segment_rules(session),
         scoring_rules=await active_rules(session),
-        territories={str(t.id): t for t in territory_list},
+        territory_by_id={str(t.id): t for t in territory_list},
         active_owners=set(await session.scalars(select(User.id).where(User.is_active))),
         now=utcnow(),
     )
@@ -383,8 +384,8 @@ async def _import(
         if writing:  # collect its outcome; an error of its own is already on its way up
             await asyncio.gather(writing, return_exceptions=True)
     for territory_id, index in builder.round_robin.items():
-        if index != builder.territories[territory_id].last_assigned_index:
-            await territories.save_position(session, builder.territories[territory_id], index)
+        if index != builder.territory_by_id[territory_id].last_assigned_index:
+            await territories.save_position(session, builder.territory_by_id[territory_id], index)
     errors = sorted(builder.errors, key=lambda e: (e["row"], e["field"] or ""))
     await session.execute(
         update(ImportJob)
