@@ -600,6 +600,23 @@ async def _state(app: FastAPI, tenant: Tenant, job_id: uuid.UUID) -> tuple[Impor
         return job, int(leads or 0), int(history or 0)
 
 
+async def _run(
+    app: FastAPI,
+    tenant: Tenant,
+    job_id: uuid.UUID,
+    rows: list[dict[str, Any]],
+    progress: imports.Progress | None = None,
+) -> None:
+    await imports.run_import(
+        app.state.sessionmaker,
+        organization_id=tenant.organization_id,
+        job_id=job_id,
+        rows=rows,
+        actor=Actor(user_id=tenant.admin_id),
+        progress=progress,
+    )
+
+
 def _rows(count: int) -> list[dict[str, Any]]:
     return [
         {"last_name": f"Soyad{i}", "email": f"kisi{i}@example.com", "country": "TR"}
@@ -611,14 +628,7 @@ async def test_run_import_commits_and_reports_progress(app: FastAPI, tenant: Ten
     rows = [*_rows(7), {"email": "no-last-name@example.com"}]
     job_id = await _start(app, tenant, len(rows))
     seen: list[tuple[int, int]] = []
-    await imports.run_import(
-        app.state.sessionmaker,
-        organization_id=tenant.organization_id,
-        job_id=job_id,
-        rows=rows,
-        actor=Actor(user_id=tenant.admin_id),
-        progress=lambda done, total: seen.append((done, total)),
-    )
+    await _run(app, tenant, job_id, rows, progress=lambda done, total: seen.append((done, total)))
     job, leads, history = await _state(app, tenant, job_id)
     assert (job.status, job.created_count, job.error_count, leads, history) == (
         "completed",
@@ -655,13 +665,7 @@ async def test_run_import_is_all_or_nothing_when_a_later_batch_fails(
 
     monkeypatch.setattr(imports, "copy_rows", failing_copy)
     job_id = await _start(app, tenant, 5)
-    await imports.run_import(
-        app.state.sessionmaker,
-        organization_id=tenant.organization_id,
-        job_id=job_id,
-        rows=_rows(5),
-        actor=Actor(user_id=tenant.admin_id),
-    )
+    await _run(app, tenant, job_id, _rows(5))
     monkeypatch.undo()
     assert lead_inserts == 2  # the first batch was written, the second one failed
     job, leads, history = await _state(app, tenant, job_id)
@@ -707,13 +711,7 @@ async def test_run_import_is_all_or_nothing_when_the_database_refuses_a_row(
 
     monkeypatch.setattr(imports._RowBuilder, "validate", slip_nul_past)
     job_id = await _start(app, tenant, len(rows))
-    await imports.run_import(
-        app.state.sessionmaker,
-        organization_id=tenant.organization_id,
-        job_id=job_id,
-        rows=rows,
-        actor=Actor(user_id=tenant.admin_id),
-    )
+    await _run(app, tenant, job_id, rows)
     job, leads, history = await _state(app, tenant, job_id)
     assert job.status == "failed"
     assert job.failure is not None
@@ -739,13 +737,7 @@ async def test_run_import_is_all_or_nothing_when_building_a_batch_fails_mid_writ
 
     monkeypatch.setattr(imports._RowBuilder, "build", failing_build)
     job_id = await _start(app, tenant, 6)
-    await imports.run_import(
-        app.state.sessionmaker,
-        organization_id=tenant.organization_id,
-        job_id=job_id,
-        rows=_rows(6),
-        actor=Actor(user_id=tenant.admin_id),
-    )
+    await _run(app, tenant, job_id, _rows(6))
     job, leads, history = await _state(app, tenant, job_id)
     assert (builds, job.status, job.failure) == (
         3,
@@ -790,12 +782,6 @@ async def test_follow_ups_fail_the_jobs_a_dead_process_left_and_only_those(
     }
     assert states[dead].failure == states[abandoned].failure == imports.INTERRUPTED
     # A job given up is never run afterwards (its process may only have been slow).
-    await imports.run_import(
-        app.state.sessionmaker,
-        organization_id=tenant.organization_id,
-        job_id=abandoned,
-        rows=_rows(3),
-        actor=Actor(user_id=tenant.admin_id),
-    )
+    await _run(app, tenant, abandoned, _rows(3))
     job, leads, _ = await _state(app, tenant, abandoned)
     assert (job.status, job.failure, leads) == ("failed", imports.INTERRUPTED, 0)
