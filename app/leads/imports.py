@@ -220,8 +220,8 @@ class _RowBuilder:
     scoring_rules: list[scoring.Rule]
     territory_by_id: dict[str, Territory]
     active_owners: set[uuid.UUID]
+    taken: set[str]
     now: datetime
-    taken: set[str] = field(default_factory=set)
     errors: list[dict[str, Any]] = field(default_factory=list)
     round_robin: dict[str, int] = field(init=False)
     members: dict[str, list[str]] = field(init=False)
@@ -326,6 +326,10 @@ async def _import(
     builds batch k + 1 and validates batch k + 2 (the CPU-bound steps; the event loop stays
     free to serve requests)."""
     total = len(rows)
+    # The open leads with the file's e-mails, in one query before anything is written (the
+    # addresses as given; validation only lowercases them, apart from rare Unicode or
+    # "Name <address>" forms, which check_emails looks up per batch).
+    checked = {str(row["email"]).strip().lower() for row in rows if row.get("email")}
     territory_list = await territories.list_territories(session)
     builder = _RowBuilder(
         organization_id=session.info["organization_id"],
@@ -336,14 +340,9 @@ async def _import(
         scoring_rules=await active_rules(session),
         territory_by_id={str(t.id): t for t in territory_list},
         active_owners=set(await session.scalars(select(User.id).where(User.is_active))),
+        taken=await _existing_emails(session, sorted(checked)),
         now=utcnow(),
     )
-
-    # The open leads with the file's e-mails, in one query before anything is written (the
-    # addresses as given; validation only lowercases them, apart from rare Unicode or
-    # "Name <address>" forms, which check_emails looks up per batch).
-    checked = {str(row["email"]).strip().lower() for row in rows if row.get("email")}
-    builder.taken = await _existing_emails(session, sorted(checked))
 
     async def check_emails(valid: list[tuple[int, LeadCreate]]) -> None:
         emails = {data.email.lower() for _, data in valid if data.email} - checked
