@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.ids import new_id
 from app.core.tenancy import tenant_id
+from app.metrics import rollups
 from app.metrics.periods import add_months, period_containing
 from app.models import (
     Account,
@@ -265,6 +266,7 @@ async def seed_history(
     await _spend(writer, rng, start, today, scale)
     await writer.flush()
     await _link_converted_leads(session, writer.organization_id)
+    await rollups.rebuild(session, writer.organization_id)  # COPY bypasses the counting
     return dict(writer.written)
 
 

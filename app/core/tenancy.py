@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from app.models.base import SoftDeleteMixin, TenantMixin
+from app.models.base import SoftDeleteMixin, TenantKeyMixin
 
 TENANT_KEY = "organization_id"
 ACTOR_KEY = "actor"
@@ -102,7 +102,7 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
 @functools.lru_cache(maxsize=4096)
 def _tenant_criteria(org: uuid.UUID) -> Any:
     return with_loader_criteria(
-        TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True
+        TenantKeyMixin, lambda cls: cls.organization_id == org, include_aliases=True
     )
 
 
@@ -119,7 +119,7 @@ def _stamp_tenant(session: Session, _context: Any, _instances: Any) -> None:
         raise ReadOnlySession("flush of changes on a read session")
     org = session.info.get(TENANT_KEY)
     for obj in session.new:
-        if not isinstance(obj, TenantMixin):
+        if not isinstance(obj, TenantKeyMixin):
             continue
         if obj.organization_id is None:
             if org is None:

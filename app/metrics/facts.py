@@ -46,8 +46,10 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.tenancy import INCLUDE_DELETED, actor_of, bind_tenant, tenant_id
+from app.metrics import rollups
 from app.metrics.fx import Converter, Expr
 from app.metrics.periods import Period, year_before
+from app.metrics.rollups import ADVANCED, CLOSING_MOVES
 from app.models import (
     Account,
     Activity,
@@ -58,6 +60,8 @@ from app.models import (
     PipelineStage,
     Quota,
     Spend,
+    StageEntryRollup,
+    StageExitRollup,
     StageHistory,
     User,
 )
@@ -705,11 +709,6 @@ def _history_scope(ctx: FactContext, stmt: Any) -> tuple[Select[Any], ColumnElem
     return ctx.scope(stmt.execution_options(**{INCLUDE_DELETED: True}), dims)
 
 
-ADVANCED = ("forward", "won")
-CLOSING_MOVES = ("won", "lost")  # a move into a closed stage
-REOPEN = "reopen"  # the only move out of a closed stage
-
-
 def _with_stage_names(grouped: Any, stage_id: Any) -> Select[Any]:
     """The aggregated rows with their stage's pipeline, key, name and position: joined
     after aggregating, so a quarter of history never meets the stage table row by row."""
@@ -727,10 +726,34 @@ def _with_stage_names(grouped: Any, stage_id: Any) -> Select[Any]:
     )
 
 
+def _reads_rollups(ctx: FactContext) -> bool:
+    """The daily stage roll-ups hold whole-organization counts: they answer a period
+    with no filter and no grouping; anything narrower reads the history itself."""
+    return not ctx.filters.given() and ctx.group_by is None
+
+
+def _in_days(day: Expr, period: Period) -> ColumnElement[bool]:
+    return and_(day >= period.start, day < period.end)
+
+
 async def stage_entry_facts(ctx: FactContext, period: Period) -> Rows:
     """Per open stage: the entries into it in the period and how many of them left it
     forward (to a further stage, skipping allowed, or won), read from each entry's
     recorded exit. A deal that came back into a stage counts once per entry."""
+    if _reads_rollups(ctx):
+        grouped = (
+            select(
+                cast(null(), Text()).label("group_key"),
+                StageEntryRollup.stage_id,
+                func.sum(StageEntryRollup.entered).label("entered"),
+                func.sum(StageEntryRollup.advanced).label("advanced"),
+            )
+            .where(_in_days(StageEntryRollup.day, period))
+            .group_by(StageEntryRollup.stage_id)
+            .subquery("entries")
+        )
+        stmt = _with_stage_names(grouped, grouped.c.stage_id)
+        return _by_group_list(await ctx.session.execute(stmt), "stages")
     stmt = (
         select()
         .select_from(StageHistory)
@@ -756,15 +779,13 @@ async def stage_time_facts(ctx: FactContext, period: Period) -> Rows:
     the median days spent. The median is exact but computed from counts per distinct
     duration (in hundredths of a day, as stored), so the history is hashed once, never
     sorted; one statement gives the stages and the overall row (``stage_id`` NULL)."""
+    if _reads_rollups(ctx):
+        return await _stage_times_from_rollups(ctx, period)
     days = StageHistory.days_in_previous_stage
     stmt = (
         select()
         .select_from(StageHistory)
-        .where(
-            _in(StageHistory.moved_at, period),
-            days.is_not(None),
-            StageHistory.direction != REOPEN,
-        )
+        .where(_in(StageHistory.moved_at, period), rollups.exit_conditions())
     )
     stmt, key = _history_scope(ctx, stmt)
     hundredths = cast(days * 100, Integer)
@@ -810,6 +831,122 @@ async def stage_time_facts(ctx: FactContext, period: Period) -> Rows:
         else:
             group["stages"].append(values)
     return rows
+
+
+async def _stage_times_from_rollups(ctx: FactContext, period: Period) -> Rows:
+    """``stage_time_facts`` of an unfiltered period, exactly, from the daily roll-ups.
+
+    The roll-ups count exits per stage and whole days spent. Summed over the period's
+    days (one row per stage and day count), they give each stage's exits and total days
+    and tell in which whole-day bucket its median positions ⌊(N−1)/2⌋ and ⌈(N−1)/2⌉ fall,
+    and how far into the bucket; the overall row (``stage_id`` NULL) sums the stages per
+    bucket. Only those buckets' moves of the period are then read from the history, by
+    ``ix_stage_history_exit_duration``, for the exact values at those positions."""
+    rollup = StageExitRollup
+    per_stage = (
+        select(
+            rollup.stage_id,
+            rollup.whole_days,
+            func.sum(rollup.exits).label("n"),
+            func.sum(rollup.hundredths).label("h"),
+        )
+        .where(_in_days(rollup.day, period))
+        .group_by(rollup.stage_id, rollup.whole_days)
+        .cte("bucket_counts")
+    )
+    overall = select(
+        cast(null(), per_stage.c.stage_id.type).label("stage_id"),
+        per_stage.c.whole_days,
+        func.sum(per_stage.c.n).label("n"),
+        func.sum(per_stage.c.h).label("h"),
+    ).group_by(per_stage.c.whole_days)
+    buckets = union_all(select(per_stage), overall).subquery("buckets")
+    partition = buckets.c.stage_id
+    running = select(
+        buckets,
+        func.sum(buckets.c.n)
+        .over(partition_by=partition, order_by=buckets.c.whole_days)
+        .label("upto"),
+        func.sum(buckets.c.n).over(partition_by=partition).label("exits"),
+        func.sum(buckets.c.h).over(partition_by=partition).label("hundredths"),
+    ).subquery("running")
+    low = func.floor((running.c.exits - 1) / 2)
+    high = func.ceil((running.c.exits - 1) / 2)
+    before = running.c.upto - running.c.n
+
+    def holds(position: ColumnElement[Any]) -> ColumnElement[bool]:
+        return and_(before <= position, position < running.c.upto)
+
+    stage = HISTORY_STAGE
+    located = (
+        select(
+            running.c.stage_id,
+            running.c.whole_days,
+            running.c.exits,
+            running.c.hundredths,
+            case((holds(low), low - before)).label("low_offset"),
+            case((holds(high), high - before)).label("high_offset"),
+            stage.pipeline_id,
+            stage.key.label("stage"),
+            stage.name.label("stage_name"),
+            stage.position,
+        )
+        .outerjoin(stage, stage.id == running.c.stage_id)
+        .where(or_(holds(low), holds(high)))
+        .order_by(stage.pipeline_id, stage.position)
+    )
+    partitions: dict[uuid.UUID | None, dict[str, Any]] = {}
+    targets: list[tuple[uuid.UUID | None, int, int]] = []  # stage, bucket, offset
+    for row in (await ctx.session.execute(located)).mappings():
+        stage_id = row["stage_id"]
+        partitions.setdefault(
+            stage_id,
+            {
+                "stage_id": stage_id,
+                "exits": row["exits"],
+                "total_days": Decimal(row["hundredths"]) / 100,
+                "median_days": Decimal(0),
+                "pipeline_id": row["pipeline_id"],
+                "stage": row["stage"],
+                "stage_name": row["stage_name"],
+                "position": row["position"],
+            },
+        )
+        for offset in (row["low_offset"], row["high_offset"]):
+            if offset is not None:
+                targets.append((stage_id, row["whole_days"], int(offset)))
+    if not partitions:
+        return {}
+    stage_ids = [s for s in partitions if s is not None]
+    days = StageHistory.days_in_previous_stage
+    picks = []
+    for index, (stage_id, bucket, offset) in enumerate(targets):
+        of_stage = (
+            StageHistory.from_stage_id == stage_id
+            if stage_id is not None
+            else StageHistory.from_stage_id.in_(stage_ids)
+        )
+        picks.append(
+            select(literal(index).label("target"), days.label("days"))
+            .where(
+                of_stage,
+                func.floor(days) == bucket,
+                _in(StageHistory.moved_at, period),
+                rollups.exit_conditions(),
+            )
+            .order_by(days)
+            .offset(offset)
+            .limit(1)
+            .subquery()
+            .select()
+        )
+    picked = await ctx.session.execute(union_all(*picks))
+    values: dict[int, Decimal] = {target: value for target, value in picked}
+    for index, (stage_id, _bucket, _offset) in enumerate(targets):
+        # Each partition has its two positions' values; their mean is the median.
+        partitions[stage_id]["median_days"] += Decimal(values[index]) / 2
+    whole = partitions.pop(None)
+    return {None: {**whole, "stages": list(partitions.values())}}
 
 
 def _medians(counts: Any) -> Select[Any]:

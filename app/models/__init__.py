@@ -20,6 +20,8 @@ from app.models.opportunity import (
     OpportunitySplit,
     Pipeline,
     PipelineStage,
+    StageEntryRollup,
+    StageExitRollup,
     StageHistory,
     Task,
 )
@@ -107,6 +109,8 @@ __all__ = [
     "QuoteVersion",
     "Signal",
     "Spend",
+    "StageEntryRollup",
+    "StageExitRollup",
     "StageHistory",
     "Task",
     "Team",

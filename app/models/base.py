@@ -44,17 +44,22 @@ class TimestampMixin:
     )
 
 
-class TenantMixin:
-    """A business row: owned by one organization; primary key (organization_id, id)."""
-
-    # The resource name used in audit rows, field history and events ("account", …).
-    __resource_type__: ClassVar[str] = ""
+class TenantKeyMixin:
+    """A row owned by one organization, whose primary key starts with ``organization_id``;
+    every tenant-scoped query applies to it (``app/core/tenancy.py``)."""
 
     @declared_attr
     def organization_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(
             ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True, sort_order=-20
         )
+
+
+class TenantMixin(TenantKeyMixin):
+    """A business row: owned by one organization; primary key (organization_id, id)."""
+
+    # The resource name used in audit rows, field history and events ("account", …).
+    __resource_type__: ClassVar[str] = ""
 
     # sort_order puts the key first: primary key (organization_id, id), tenant leading.
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id, sort_order=-10)

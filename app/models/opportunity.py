@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -27,6 +28,7 @@ from app.core.ids import utcnow
 from app.models.base import (
     Base,
     SoftDeleteMixin,
+    TenantKeyMixin,
     TenantMixin,
     TimestampMixin,
     VersionedMixin,
@@ -248,6 +250,50 @@ class StageHistory(TenantMixin, Base):
             ],
         ),
     )
+
+
+# Time in stage of an unfiltered period finds its median's whole-day bucket from
+# StageExitRollup, then reads only that bucket's moves of the period through this index.
+Index(
+    "ix_stage_history_exit_duration",
+    StageHistory.organization_id,
+    StageHistory.from_stage_id,
+    func.floor(StageHistory.days_in_previous_stage),
+    StageHistory.moved_at,
+    postgresql_include=["days_in_previous_stage"],
+    postgresql_where=text("days_in_previous_stage IS NOT NULL AND direction <> 'reopen'"),
+)
+
+
+class StageEntryRollup(TenantKeyMixin, Base):
+    """Per UTC day and stage: the moves into it other than closing ones (``entered``) and
+    how many of those later left it forward (``advanced``). Stage conversion of an
+    unfiltered period sums these rows instead of scanning its history; kept with the
+    history by ``app/metrics/rollups.py``."""
+
+    __tablename__ = "stage_entry_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    stage_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    entered: Mapped[int] = mapped_column(Integer, default=0)
+    advanced: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (tenant_fk("stage_id", "pipeline_stages"),)
+
+
+class StageExitRollup(TenantKeyMixin, Base):
+    """Per UTC day, stage left and whole days spent in it: the exits counted for time in
+    stage (every move but a reopen) and their durations summed in hundredths of a day."""
+
+    __tablename__ = "stage_exit_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    stage_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    whole_days: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exits: Mapped[int] = mapped_column(Integer, default=0)
+    hundredths: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (tenant_fk("stage_id", "pipeline_stages"),)
 
 
 class OpportunitySplit(TenantMixin, TimestampMixin, Base):

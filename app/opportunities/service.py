@@ -24,6 +24,7 @@ from app.core.org_settings import org_settings
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import ensure_active_user
 from app.core.tenancy import actor_of, tenant_id
+from app.metrics import rollups
 from app.models import (
     Account,
     CustomFieldDefinition,
@@ -273,15 +274,17 @@ async def _record_move(
         days = (elapsed / SECONDS_PER_DAY).quantize(Decimal("0.01"))
         # The row that entered the stage being left learns how and when it was left.
         await session.flush()
-        await session.execute(
+        left = await session.execute(
             update(StageHistory)
             .where(
                 StageHistory.opportunity_id == opportunity.id,
                 StageHistory.exited_at.is_(None),
             )
             .values(exit_direction=str(direction), exited_at=at)
+            .returning(StageHistory.moved_at, StageHistory.to_stage_id, StageHistory.direction)
             .execution_options(synchronize_session=False)
         )
+        rollups.count_exits(session, opportunity.organization_id, left.all(), str(direction))
     session.add(
         StageHistory(
             id=new_id(),
@@ -504,8 +507,8 @@ async def move_stage(
     opportunity.stage_id, opportunity.stage_kind = target.id, target.kind
     opportunity.stage_entered_at = now
     opportunity.is_stale, opportunity.stale_since = False, None
+    # A reason is recorded when given; whether one is needed is the target's requirement.
     if move.kind is rules.MoveKind.WON:
-        assert data.won_reason is not None or opportunity.won_reason_code is not None
         if data.won_reason is not None:
             opportunity.won_reason_code = data.won_reason.code
             opportunity.won_reason_text = data.won_reason.text
@@ -513,7 +516,6 @@ async def move_stage(
         opportunity.close_date = data.close_date or now.date()
         opportunity.forecast_category_override = None
     elif move.kind is rules.MoveKind.LOST:
-        assert data.lost_reason is not None or opportunity.lost_reason_code is not None
         if data.lost_reason is not None:
             opportunity.lost_reason_code = data.lost_reason.code
             opportunity.lost_reason_text = data.lost_reason.text

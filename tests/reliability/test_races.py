@@ -248,6 +248,76 @@ async def test_concurrent_stage_moves_serialize_and_history_chains(
     assert events == len(done)
 
 
+# The stage roll-ups summed afresh from the history (app/metrics/rollups.py counts them).
+ROLLUPS_FROM_HISTORY = """
+SELECT 'entry', (moved_at AT TIME ZONE 'UTC')::date, to_stage_id, NULL::integer,
+       count(*), count(*) FILTER (WHERE exit_direction IN ('forward', 'won'))
+FROM opportunity_stage_history
+WHERE organization_id = $1 AND direction NOT IN ('won', 'lost') GROUP BY 2, 3
+UNION ALL
+SELECT 'exit', (moved_at AT TIME ZONE 'UTC')::date, from_stage_id,
+       floor(days_in_previous_stage)::integer, count(*),
+       sum((days_in_previous_stage * 100)::bigint)
+FROM opportunity_stage_history
+WHERE organization_id = $1 AND days_in_previous_stage IS NOT NULL AND direction <> 'reopen'
+GROUP BY 2, 3, 4
+"""
+ROLLUPS = """
+SELECT 'entry', day, stage_id, NULL::integer, entered, advanced
+FROM stage_entry_rollups WHERE organization_id = $1
+UNION ALL
+SELECT 'exit', day, stage_id, whole_days, exits, hundredths
+FROM stage_exit_rollups WHERE organization_id = $1
+"""
+
+
+async def test_concurrent_moves_of_many_deals_keep_the_stage_rollups_exact(
+    api: httpx.AsyncClient, org: Tenant, live_server: Server
+) -> None:
+    """Moves of different deals into and out of the same stages add to the same roll-up
+    rows from two processes at once: none deadlocks, and no count is lost."""
+    first = await _deal(api, org)
+    deals = [first] + [
+        await _created(
+            api,
+            "/v1/opportunities",
+            org.headers,
+            {
+                "name": f"Deal {n}",
+                "account_id": first["account_id"],
+                "pipeline_id": first["pipeline_id"],
+                "amount": "1000",
+            },
+        )
+        for n in range(7)
+    ]
+    # Each deal is sent, in rounds, forward and backward moves, then won or lost.
+    rounds = ["three", "one", "four", "two", "five", "one", "three", "two", "four", "won"]
+    rounds += ["one", "lost"]
+    moves = await asyncio.gather(
+        *(
+            api.post(
+                f"/v1/opportunities/{deals[n % len(deals)]['id']}/stage",
+                json={"stage": rounds[n // len(deals) % len(rounds)], "reason": "race"},
+                headers=org.headers,
+            )
+            for n in range(CONCURRENCY)
+        )
+    )
+    _assert_clean(moves, {200})
+    assert sum(r.status_code == 200 for r in moves) >= 2 * len(deals)
+
+    conn = await connect(live_server.database_url)
+    try:
+        counted = {tuple(row) for row in await conn.fetch(ROLLUPS, org.organization_id)}
+        expected = {
+            tuple(row) for row in await conn.fetch(ROLLUPS_FROM_HISTORY, org.organization_id)
+        }
+    finally:
+        await conn.close()
+    assert counted == expected
+
+
 # --- quote edits ------------------------------------------------------------------------------
 
 

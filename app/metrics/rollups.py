@@ -1,0 +1,223 @@
+"""Daily roll-ups of the stage history, kept in step with it in the same transaction.
+
+Stage conversion and time in stage of an unfiltered period read a few rows per day and
+stage (``StageEntryRollup``, ``StageExitRollup``) instead of every move of the period.
+
+Every stage-history row the session inserts is counted when it is flushed, and every
+entry that learns how it was left is counted by ``count_exits`` (the stage engine records
+exits with one UPDATE, which no flush sees). The counts wait in the session and are
+written just before it commits, in one upsert per table with the rows in key order: the
+roll-up rows are then locked last and in one global order, so concurrent moves never
+deadlock on them and hold them only until their commit. A rollback discards the counts.
+
+``rebuild`` recomputes an organization's roll-ups from its history (after a bulk load).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, Integer, Table, and_, cast, delete, event, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.models import StageEntryRollup, StageExitRollup, StageHistory
+
+# Directions of moves into a closed stage (not entries counted by stage conversion), of
+# exits that count as advancing, and of the only move out of a closed stage.
+CLOSING_MOVES = ("won", "lost")
+ADVANCED = ("forward", "won")
+REOPEN = "reopen"
+
+_PENDING = "stage_rollup_counts"
+
+EntryKey = tuple[uuid.UUID, date, uuid.UUID]  # organization, day, stage
+ExitKey = tuple[uuid.UUID, date, uuid.UUID, int]  # … and whole days spent
+
+
+@dataclass(slots=True)
+class _Counts:
+    entries: defaultdict[EntryKey, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )  # [entered, advanced]
+    exits: defaultdict[ExitKey, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )  # [exits, hundredths]
+
+
+def _pending(session: Session | AsyncSession) -> _Counts:
+    counts = session.info.get(_PENDING)
+    if counts is None:
+        counts = session.info[_PENDING] = _Counts()
+    return counts
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def counts_as_exit(days: Decimal | None, direction: str, from_stage_id: Any) -> bool:
+    """Whether a move counts for time in stage (the same rule as the history query)."""
+    return days is not None and direction != REOPEN and from_stage_id is not None
+
+
+def _count_row(counts: _Counts, row: StageHistory) -> None:
+    day = utc_day(row.moved_at)
+    if row.direction not in CLOSING_MOVES:
+        entry = counts.entries[(row.organization_id, day, row.to_stage_id)]
+        entry[0] += 1
+        if row.exit_direction in ADVANCED:
+            entry[1] += 1
+    days = row.days_in_previous_stage
+    if counts_as_exit(days, row.direction, row.from_stage_id):
+        assert days is not None and row.from_stage_id is not None
+        exit_ = counts.exits[(row.organization_id, day, row.from_stage_id, math.floor(days))]
+        exit_[0] += 1
+        exit_[1] += int(days * 100)
+
+
+def count_exits(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    left: Iterable[tuple[datetime, uuid.UUID, str]],
+    exit_direction: str,
+) -> None:
+    """Entries (moved_at, to_stage_id, direction) that were just left by ``exit_direction``."""
+    if exit_direction not in ADVANCED:
+        return
+    counts = _pending(session)
+    for moved_at, stage_id, direction in left:
+        if direction not in CLOSING_MOVES:
+            counts.entries[(organization_id, utc_day(moved_at), stage_id)][1] += 1
+
+
+@event.listens_for(Session, "after_flush")
+def _count_new_history(session: Session, _context: Any) -> None:
+    new_rows = [obj for obj in session.new if isinstance(obj, StageHistory)]
+    if new_rows:
+        counts = _pending(session)
+        for row in new_rows:
+            _count_row(counts, row)
+
+
+def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (sorted by key), adding their counts to rows already there."""
+    table: Table = model.__table__
+    stmt = insert(table).values(rows)
+    keys = [column.name for column in table.primary_key]
+    summed = {name: table.c[name] + stmt.excluded[name] for name in rows[0] if name not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=summed))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_counts(session: Session) -> None:
+    session.flush()  # commit's own flush comes after this hook: count what it would write
+    counts: _Counts | None = session.info.pop(_PENDING, None)
+    if counts is None:
+        return
+    if counts.entries:
+        _add_up(
+            session,
+            StageEntryRollup,
+            [
+                {"organization_id": o, "day": d, "stage_id": s, "entered": e, "advanced": a}
+                for (o, d, s), (e, a) in sorted(counts.entries.items())
+            ],
+        )
+    if counts.exits:
+        _add_up(
+            session,
+            StageExitRollup,
+            [
+                {
+                    "organization_id": o,
+                    "day": d,
+                    "stage_id": s,
+                    "whole_days": w,
+                    "exits": n,
+                    "hundredths": h,
+                }
+                for (o, d, s, w), (n, h) in sorted(counts.exits.items())
+            ],
+        )
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard_counts(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+# --- recomputing --------------------------------------------------------------------
+
+
+def moved_on() -> ColumnElement[Any]:
+    """The UTC day of a move."""
+    return cast(func.timezone("UTC", StageHistory.moved_at), Date)
+
+
+def exit_conditions() -> ColumnElement[bool]:
+    """The moves counted for time in stage (``counts_as_exit``), as SQL."""
+    return and_(
+        StageHistory.days_in_previous_stage.is_not(None),
+        StageHistory.direction != REOPEN,
+        StageHistory.from_stage_id.is_not(None),
+    )
+
+
+def whole_days() -> ColumnElement[Any]:
+    return cast(func.floor(StageHistory.days_in_previous_stage), Integer)
+
+
+async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
+    """Replace the organization's roll-ups by sums of its whole stage history."""
+    of_org = StageHistory.organization_id == organization_id
+    await session.execute(
+        delete(StageEntryRollup).where(StageEntryRollup.organization_id == organization_id)
+    )
+    await session.execute(
+        delete(StageExitRollup).where(StageExitRollup.organization_id == organization_id)
+    )
+    day = moved_on()
+    entries = (
+        select(
+            StageHistory.organization_id,
+            day,
+            StageHistory.to_stage_id,
+            func.count(),
+            func.count().filter(StageHistory.exit_direction.in_(ADVANCED)),
+        )
+        .where(of_org, StageHistory.direction.not_in(CLOSING_MOVES))
+        .group_by(StageHistory.organization_id, day, StageHistory.to_stage_id)
+    )
+    await session.execute(
+        insert(StageEntryRollup).from_select(
+            ["organization_id", "day", "stage_id", "entered", "advanced"], entries
+        )
+    )
+    bucket = whole_days()
+    exits = (
+        select(
+            StageHistory.organization_id,
+            day,
+            StageHistory.from_stage_id,
+            bucket,
+            func.count(),
+            func.sum(cast(StageHistory.days_in_previous_stage * 100, BigInteger)),
+        )
+        .where(of_org, exit_conditions())
+        .group_by(StageHistory.organization_id, day, StageHistory.from_stage_id, bucket)
+    )
+    await session.execute(
+        insert(StageExitRollup).from_select(
+            ["organization_id", "day", "stage_id", "whole_days", "exits", "hundredths"], exits
+        )
+    )
