@@ -53,6 +53,7 @@ from app.metrics.rollups import ADVANCED, CLOSING_MOVES
 from app.models import (
     Account,
     Activity,
+    ActivityRollup,
     Campaign,
     ForecastSubmission,
     Lead,
@@ -488,6 +489,20 @@ def _in(column: Expr, period: Period) -> ColumnElement[bool]:
     return and_(column >= start_of(period.start), column < start_of(period.end))
 
 
+def _reads_rollups(ctx: FactContext, family: str) -> bool:
+    """The daily roll-ups (``rollups.py``) hold whole-organization sums: they answer a
+    period that no filter or grouping the family honours narrows; anything narrower reads
+    the rows themselves."""
+    return (
+        not FAMILY_FILTERS[family].intersection(ctx.filters.given())
+        and ctx.group_by not in FAMILY_GROUPS[family]
+    )
+
+
+def _in_days(day: Expr, period: Period) -> ColumnElement[bool]:
+    return and_(day >= period.start, day < period.end)
+
+
 async def lead_created_facts(ctx: FactContext, period: Period) -> Rows:
     stmt = select().select_from(Lead).where(_in(Lead.created_at, period))
     stmt, key = ctx.scope(stmt, _lead_dims())
@@ -684,14 +699,17 @@ async def rep_quota_facts(ctx: FactContext, period: Period) -> Rows:
 
 
 async def activity_facts(ctx: FactContext, period: Period) -> Rows:
+    if _reads_rollups(ctx, "activity"):
+        day = ActivityRollup
+        stmt = (
+            select(*(func.sum(getattr(day, name)).label(name) for name in rollups.ACTIVITY_SUMS))
+            .where(_in_days(day.day, period))
+            .having(func.sum(day.activities) > 0)
+        )
+        return await ctx.grouped(stmt, cast(null(), Text()))
     stmt = select().select_from(Activity).where(_in(Activity.occurred_at, period))
     stmt, key = ctx.scope(stmt, Dimensions(owner=Activity.owner_id))
-    minutes = func.coalesce(Activity.duration_minutes, 0)
-    stmt = stmt.add_columns(
-        func.coalesce(func.sum(minutes).filter(Activity.selling), 0).label("selling_minutes"),
-        func.coalesce(func.sum(minutes), 0).label("logged_minutes"),
-        func.count().filter(Activity.duration_minutes.is_(None)).label("without_duration"),
-    )
+    stmt = stmt.add_columns(*(sql.label(name) for name, sql in rollups.activity_sums().items()))
     return await ctx.grouped(stmt, key)
 
 
@@ -726,21 +744,11 @@ def _with_stage_names(grouped: Any, stage_id: Any) -> Select[Any]:
     )
 
 
-def _reads_rollups(ctx: FactContext) -> bool:
-    """The daily stage roll-ups hold whole-organization counts: they answer a period
-    with no filter and no grouping; anything narrower reads the history itself."""
-    return not ctx.filters.given() and ctx.group_by is None
-
-
-def _in_days(day: Expr, period: Period) -> ColumnElement[bool]:
-    return and_(day >= period.start, day < period.end)
-
-
 async def stage_entry_facts(ctx: FactContext, period: Period) -> Rows:
     """Per open stage: the entries into it in the period and how many of them left it
     forward (to a further stage, skipping allowed, or won), read from each entry's
     recorded exit. A deal that came back into a stage counts once per entry."""
-    if _reads_rollups(ctx):
+    if _reads_rollups(ctx, "stage_history"):
         grouped = (
             select(
                 cast(null(), Text()).label("group_key"),
@@ -779,7 +787,7 @@ async def stage_time_facts(ctx: FactContext, period: Period) -> Rows:
     the median days spent. The median is exact but computed from counts per distinct
     duration (in hundredths of a day, as stored), so the history is hashed once, never
     sorted; one statement gives the stages and the overall row (``stage_id`` NULL)."""
-    if _reads_rollups(ctx):
+    if _reads_rollups(ctx, "stage_history"):
         return await _stage_times_from_rollups(ctx, period)
     days = StageHistory.days_in_previous_stage
     stmt = (

@@ -1,16 +1,19 @@
-"""Daily roll-ups of the stage history, kept in step with it in the same transaction.
+"""Daily roll-ups of the stage history and the activities, kept in step with them in the
+same transaction.
 
-Stage conversion and time in stage of an unfiltered period read a few rows per day and
-stage (``StageEntryRollup``, ``StageExitRollup``) instead of every move of the period.
+Stage conversion, time in stage and time spent selling of a period that no filter or
+grouping narrows read a few rows per day (``StageEntryRollup``, ``StageExitRollup``,
+``ActivityRollup``) instead of every move or activity of the period.
 
-Every stage-history row the session inserts is counted when it is flushed, and every
-entry that learns how it was left is counted by ``count_exits`` (the stage engine records
-exits with one UPDATE, which no flush sees). The counts wait in the session and are
-written just before it commits, in one upsert per table with the rows in key order: the
-roll-up rows are then locked last and in one global order, so concurrent moves never
-deadlock on them and hold them only until their commit. A rollback discards the counts.
+Every stage-history row the session inserts and every activity it inserts, changes or
+deletes is counted when it is flushed; every entry that learns how it was left is counted
+by ``count_exits`` (the stage engine records exits with one UPDATE, which no flush sees).
+The counts wait in the session and are written just before it commits, in one upsert per
+table with the rows in key order: the roll-up rows are then locked last and in one global
+order, so concurrent writers never deadlock on them and hold them only until their
+commit. A rollback discards the counts.
 
-``rebuild`` recomputes an organization's roll-ups from its history (after a bulk load).
+``rebuild`` recomputes an organization's roll-ups from its rows (after a bulk load).
 """
 
 from __future__ import annotations
@@ -24,13 +27,31 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Integer, Table, and_, cast, delete, event, func, select
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    Table,
+    and_,
+    cast,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.models import StageEntryRollup, StageExitRollup, StageHistory
+from app.models import (
+    Activity,
+    ActivityRollup,
+    StageEntryRollup,
+    StageExitRollup,
+    StageHistory,
+)
 
 # Directions of moves into a closed stage (not entries counted by stage conversion), of
 # exits that count as advancing, and of the only move out of a closed stage.
@@ -42,6 +63,9 @@ _PENDING = "stage_rollup_counts"
 
 EntryKey = tuple[uuid.UUID, date, uuid.UUID]  # organization, day, stage
 ExitKey = tuple[uuid.UUID, date, uuid.UUID, int]  # … and whole days spent
+DayKey = tuple[uuid.UUID, date]  # organization, day
+# What an activity adds to its day's roll-up, in ActivityRollup's column order.
+ACTIVITY_SUMS = ("activities", "logged_minutes", "selling_minutes", "without_duration")
 
 
 @dataclass(slots=True)
@@ -52,6 +76,9 @@ class _Counts:
     exits: defaultdict[ExitKey, list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )  # [exits, hundredths]
+    activities: defaultdict[DayKey, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
+    )  # ACTIVITY_SUMS
 
 
 def _pending(session: Session | AsyncSession) -> _Counts:
@@ -85,6 +112,31 @@ def _count_row(counts: _Counts, row: StageHistory) -> None:
         exit_[1] += int(days * 100)
 
 
+_ACTIVITY_FIELDS = ("occurred_at", "duration_minutes", "selling")
+
+
+def _activity_values(activity: Activity, *, before: bool) -> tuple[Any, ...]:
+    """The activity's counted fields as flushed (``before``: as they were before)."""
+    if not before:
+        return tuple(getattr(activity, name) for name in _ACTIVITY_FIELDS)
+    state = inspect(activity)
+    values = []
+    for name in _ACTIVITY_FIELDS:
+        history = state.attrs[name].history
+        values.append(history.deleted[0] if history.deleted else getattr(activity, name))
+    return tuple(values)
+
+
+def _count_activity(
+    counts: _Counts, organization_id: uuid.UUID, values: tuple[Any, ...], sign: int
+) -> None:
+    occurred_at, minutes, selling = values
+    sums = counts.activities[(organization_id, utc_day(occurred_at))]
+    for index, term in enumerate((1, minutes or 0, (minutes or 0) if selling else 0)):
+        sums[index] += sign * term
+    sums[3] += sign * (minutes is None)
+
+
 def count_exits(
     session: AsyncSession,
     organization_id: uuid.UUID,
@@ -101,12 +153,28 @@ def count_exits(
 
 
 @event.listens_for(Session, "after_flush")
-def _count_new_history(session: Session, _context: Any) -> None:
-    new_rows = [obj for obj in session.new if isinstance(obj, StageHistory)]
-    if new_rows:
-        counts = _pending(session)
-        for row in new_rows:
-            _count_row(counts, row)
+def _count_flushed(session: Session, _context: Any) -> None:
+    # Still the flush's own view: new, dirty and deleted objects with their history.
+    counts: _Counts | None = None
+    for obj in session.new:
+        if isinstance(obj, StageHistory | Activity):
+            counts = counts or _pending(session)
+            if isinstance(obj, StageHistory):
+                _count_row(counts, obj)
+            else:
+                _count_activity(counts, obj.organization_id, _activity_values(obj, before=False), 1)
+    for obj in session.dirty:
+        if isinstance(obj, Activity):
+            before = _activity_values(obj, before=True)
+            after = _activity_values(obj, before=False)
+            if before != after:
+                counts = counts or _pending(session)
+                _count_activity(counts, obj.organization_id, before, -1)
+                _count_activity(counts, obj.organization_id, after, 1)
+    for obj in session.deleted:
+        if isinstance(obj, Activity):
+            counts = counts or _pending(session)
+            _count_activity(counts, obj.organization_id, _activity_values(obj, before=True), -1)
 
 
 def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
@@ -150,6 +218,16 @@ def _write_counts(session: Session) -> None:
             ],
         )
 
+    if counts.activities:
+        _add_up(
+            session,
+            ActivityRollup,
+            [
+                {"organization_id": o, "day": d, **dict(zip(ACTIVITY_SUMS, sums, strict=True))}
+                for (o, d), sums in sorted(counts.activities.items())
+            ],
+        )
+
 
 @event.listens_for(Session, "after_rollback")
 def _discard_counts(session: Session) -> None:
@@ -177,15 +255,22 @@ def whole_days() -> ColumnElement[Any]:
     return cast(func.floor(StageHistory.days_in_previous_stage), Integer)
 
 
+def activity_sums() -> dict[str, ColumnElement[Any]]:
+    """ActivityRollup's sums over a set of activities, as SQL."""
+    minutes = func.coalesce(Activity.duration_minutes, 0)
+    return {
+        "activities": func.count(),
+        "logged_minutes": func.coalesce(func.sum(minutes), 0),
+        "selling_minutes": func.coalesce(func.sum(minutes).filter(Activity.selling), 0),
+        "without_duration": func.count().filter(Activity.duration_minutes.is_(None)),
+    }
+
+
 async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    """Replace the organization's roll-ups by sums of its whole stage history."""
+    """Replace the organization's roll-ups by sums of its stage history and activities."""
+    for rollup in (StageEntryRollup, StageExitRollup, ActivityRollup):
+        await session.execute(delete(rollup).where(rollup.organization_id == organization_id))
     of_org = StageHistory.organization_id == organization_id
-    await session.execute(
-        delete(StageEntryRollup).where(StageEntryRollup.organization_id == organization_id)
-    )
-    await session.execute(
-        delete(StageExitRollup).where(StageExitRollup.organization_id == organization_id)
-    )
     day = moved_on()
     entries = (
         select(
@@ -220,4 +305,13 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
         insert(StageExitRollup).from_select(
             ["organization_id", "day", "stage_id", "whole_days", "exits", "hundredths"], exits
         )
+    )
+    activity_day = cast(func.timezone("UTC", Activity.occurred_at), Date)
+    activities = (
+        select(Activity.organization_id, activity_day, *activity_sums().values())
+        .where(Activity.organization_id == organization_id)
+        .group_by(Activity.organization_id, activity_day)
+    )
+    await session.execute(
+        insert(ActivityRollup).from_select(["organization_id", "day", *ACTIVITY_SUMS], activities)
     )

@@ -54,6 +54,7 @@ from app.models.signal import Signal
 from app.models.stakeholder import (
     Activity,
     ActivityParticipant,
+    ActivityRollup,
     Contact,
     ContactRelationship,
     OpportunityStakeholder,
@@ -63,6 +64,7 @@ __all__ = [
     "Account",
     "Activity",
     "ActivityParticipant",
+    "ActivityRollup",
     "ApiKey",
     "ApprovalDelegation",
     "ApprovalPolicy",

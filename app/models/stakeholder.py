@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Index,
@@ -24,6 +25,7 @@ from app.core.ids import utcnow
 from app.models.base import (
     Base,
     SoftDeleteMixin,
+    TenantKeyMixin,
     TenantMixin,
     TimestampMixin,
     VersionedMixin,
@@ -162,6 +164,20 @@ class Activity(TenantMixin, TimestampMixin, VersionedMixin, Base):
         ),
         Index("ix_activities_owner", "organization_id", "owner_id", "occurred_at"),
     )
+
+
+class ActivityRollup(TenantKeyMixin, Base):
+    """Per UTC day: the activities that occurred, their minutes (all, and selling ones)
+    and how many have no duration. Time spent selling of an unfiltered period sums these
+    rows instead of the period's activities; kept with them by ``app/metrics/rollups.py``."""
+
+    __tablename__ = "activity_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    activities: Mapped[int] = mapped_column(Integer, default=0)
+    logged_minutes: Mapped[int] = mapped_column(BigInteger, default=0)
+    selling_minutes: Mapped[int] = mapped_column(BigInteger, default=0)
+    without_duration: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ActivityParticipant(TenantMixin, Base):

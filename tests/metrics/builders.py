@@ -138,7 +138,7 @@ class Facts:
         )
 
     async def activity(
-        self, minutes: int, *, selling: bool, occurred_at: datetime, **fields: Any
+        self, minutes: int | None, *, selling: bool, occurred_at: datetime, **fields: Any
     ) -> None:
         async with self.session() as session:
             session.add(

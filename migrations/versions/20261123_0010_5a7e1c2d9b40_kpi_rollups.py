@@ -1,4 +1,4 @@
-"""daily stage roll-ups for stage conversion and time in stage
+"""daily roll-ups of stage history and activities for the unfiltered KPIs
 
 Revision ID: 5a7e1c2d9b40
 Revises: 40157be66d98
@@ -32,6 +32,16 @@ SELECT organization_id, (moved_at AT TIME ZONE 'UTC')::date, from_stage_id,
 FROM opportunity_stage_history
 WHERE days_in_previous_stage IS NOT NULL AND direction <> 'reopen' AND from_stage_id IS NOT NULL
 GROUP BY 1, 2, 3, 4
+"""
+BACKFILL_ACTIVITIES = """
+INSERT INTO activity_rollups
+    (organization_id, day, activities, logged_minutes, selling_minutes, without_duration)
+SELECT organization_id, (occurred_at AT TIME ZONE 'UTC')::date, count(*),
+       coalesce(sum(coalesce(duration_minutes, 0)), 0),
+       coalesce(sum(coalesce(duration_minutes, 0)) FILTER (WHERE selling), 0),
+       count(*) FILTER (WHERE duration_minutes IS NULL)
+FROM activities
+GROUP BY 1, 2
 """
 
 
@@ -80,6 +90,17 @@ def upgrade() -> None:
             "organization_id", "day", "stage_id", "whole_days", name="pk_stage_exit_rollups"
         ),
     )
+    op.create_table(
+        "activity_rollups",
+        sa.Column("organization_id", sa.UUID(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("activities", sa.Integer(), nullable=False),
+        sa.Column("logged_minutes", sa.BigInteger(), nullable=False),
+        sa.Column("selling_minutes", sa.BigInteger(), nullable=False),
+        sa.Column("without_duration", sa.Integer(), nullable=False),
+        _organization_fk("activity_rollups"),
+        sa.PrimaryKeyConstraint("organization_id", "day", name="pk_activity_rollups"),
+    )
     op.create_index(
         "ix_stage_history_exit_duration",
         "opportunity_stage_history",
@@ -94,9 +115,11 @@ def upgrade() -> None:
     )
     op.execute(BACKFILL_ENTRIES)
     op.execute(BACKFILL_EXITS)
+    op.execute(BACKFILL_ACTIVITIES)
 
 
 def downgrade() -> None:
     op.drop_index("ix_stage_history_exit_duration", table_name="opportunity_stage_history")
+    op.drop_table("activity_rollups")
     op.drop_table("stage_exit_rollups")
     op.drop_table("stage_entry_rollups")

@@ -1,5 +1,6 @@
-"""The daily stage roll-ups: kept equal to the history they sum, and giving unfiltered
-stage conversion and time in stage exactly as the history itself would."""
+"""The daily roll-ups: kept equal to the stage history and activities they sum, and giving
+unfiltered stage conversion, time in stage and time spent selling exactly as those rows
+themselves would."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from app.core.tenancy import Actor, bind_tenant
 from app.metrics import facts, rollups
 from app.metrics.facts import FactContext, MetricFilters
 from app.metrics.periods import Period, parse_period
-from app.models import StageEntryRollup, StageExitRollup, StageHistory
-from tests.factories import Tenant
+from app.models import ActivityRollup, StageEntryRollup, StageExitRollup, StageHistory
+from tests.factories import Tenant, create_account
 from tests.metrics.builders import Facts, at
 from tests.metrics.test_kpis_api import _simple_deals
 
@@ -45,7 +46,15 @@ async def _rollup_rows(app: FastAPI, tenant: Tenant) -> dict[str, set[tuple[Any,
                 StageExitRollup.hundredths,
             )
         )
-        return {"entries": {tuple(r) for r in entries}, "exits": {tuple(r) for r in exits}}
+        activities = await session.execute(
+            select(ActivityRollup.day, *(getattr(ActivityRollup, n) for n in rollups.ACTIVITY_SUMS))
+        )
+        return {
+            "entries": {tuple(r) for r in entries},
+            "exits": {tuple(r) for r in exits},
+            # A day whose activities were all deleted or moved keeps a row of zeros.
+            "activities": {tuple(r) for r in activities if r.activities},
+        }
 
 
 async def _rebuilt(app: FastAPI, tenant: Tenant) -> dict[str, set[tuple[Any, ...]]]:
@@ -95,6 +104,57 @@ async def test_moves_through_the_api_keep_the_rollups_equal_to_the_history(
     assert sum(row[2] for row in others["entries"]) == 1 and not others["exits"]
 
 
+async def test_activity_writes_through_the_api_keep_the_rollups_equal_to_the_activities(
+    app: FastAPI, client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    h = tenant.headers
+    account = await create_account(client, h)
+
+    async def log(**body: Any) -> dict[str, Any]:
+        body = {"subject": "Work", "account_id": account["id"], **body}
+        response = await client.post("/v1/activities", json=body, headers=h)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    call = await log(kind="call", duration_minutes=30, occurred_at="2026-05-04T23:30:00+03:00")
+    note = await log(kind="note", duration_minutes=15, occurred_at="2026-05-04T10:00:00Z")
+    meeting = await log(kind="meeting", occurred_at="2026-05-05T09:00:00Z")
+    await log(kind="demo", duration_minutes=60, occurred_at="2026-05-06T09:00:00Z")
+    other = await client.post(
+        "/v1/activities",
+        json={
+            "kind": "call",
+            "subject": "Theirs",
+            "duration_minutes": 45,
+            "account_id": (await create_account(client, other_tenant.headers))["id"],
+        },
+        headers=other_tenant.headers,
+    )
+    assert other.status_code == 201
+    counted = await _rollup_rows(app, tenant)
+    # The call was on 4 May in UTC (23:30 at +03:00): 45 minutes that day, 30 selling.
+    assert (date(2026, 5, 4), 2, 45, 30, 0) in counted["activities"]
+
+    async def patch(activity: dict[str, Any], **body: Any) -> None:
+        response = await client.patch(
+            f"/v1/activities/{activity['id']}",
+            json=body,
+            headers={**h, "If-Match": f'"{activity["version"]}"'},
+        )
+        assert response.status_code == 200, response.text
+
+    # Moved to another day, made selling, given a duration; then deleted.
+    await patch(call, occurred_at="2026-05-06T12:00:00Z", duration_minutes=40)
+    await patch(note, selling=True)
+    await patch(meeting, duration_minutes=90)
+    deleted = await client.delete(f"/v1/activities/{note['id']}", headers={**h, "If-Match": '"2"'})
+    assert deleted.status_code == 204, deleted.text
+    counted = await _rollup_rows(app, tenant)
+    assert (date(2026, 5, 6), 2, 100, 100, 0) in counted["activities"]
+    assert counted == await _rebuilt(app, tenant)
+    assert len((await _rollup_rows(app, other_tenant))["activities"]) == 1
+
+
 async def test_a_rolled_back_move_is_not_counted(app: FastAPI, tenant: Tenant) -> None:
     facts_ = Facts(app, tenant)
     [deal] = await facts_.deals(1, stage="needs_analysis", close_date=None)
@@ -104,7 +164,11 @@ async def test_a_rolled_back_move_is_not_counted(app: FastAPI, tenant: Tenant) -
         session.add(_history_row(facts_, deal, "prospecting", "needs_analysis", day, "3.25"))
         await session.flush()
         await session.rollback()
-    assert await _rollup_rows(app, tenant) == {"entries": set(), "exits": set()}
+    assert await _rollup_rows(app, tenant) == {
+        "entries": set(),
+        "exits": set(),
+        "activities": set(),
+    }
     await facts_.history(deal, [("prospecting", at(day), None)])
     assert await _rollup_rows(app, tenant) == await _rebuilt(app, tenant)
 
@@ -132,10 +196,10 @@ def _history_row(
 async def _facts_both_ways(
     app: FastAPI, tenant: Tenant, period: Period, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(from the roll-ups, from the history) for stage entries and stage times."""
+    """(from the roll-ups, from the rows) for stage entries, stage times and activities."""
     results = []
     for use_rollups in (True, False):
-        monkeypatch.setattr(facts, "_reads_rollups", lambda _ctx, use=use_rollups: use)
+        monkeypatch.setattr(facts, "_reads_rollups", lambda _ctx, _family, use=use_rollups: use)
         async with app.state.sessionmaker() as session, session.begin():
             bind_tenant(session, tenant.organization_id, Actor())
             ctx = FactContext(session, "TRY", date(2026, 11, 1), MetricFilters())
@@ -143,6 +207,7 @@ async def _facts_both_ways(
                 {
                     "entries": await facts.stage_entry_facts(ctx, period),
                     "times": await facts.stage_time_facts(ctx, period),
+                    "activities": await facts.activity_facts(ctx, period),
                 }
             )
     return results[0], results[1]
@@ -169,7 +234,7 @@ def _comparable(times: dict[Any, Any]) -> dict[str, Any]:
     }
 
 
-async def test_rollups_give_the_same_stage_facts_as_the_history(
+async def test_rollups_give_the_same_facts_as_the_rows(
     app: FastAPI, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Random histories (durations in hundredths, many in the same whole day, repeated
@@ -188,6 +253,15 @@ async def test_rollups_give_the_same_stage_facts_as_the_history(
         if rng.random() < 0.3:  # and back to the start
             moves.append((path[0], moment + timedelta(hours=5), Decimal("0.21")))
         await builder.history(deal, moves)
+    for _ in range(80):
+        minutes = rng.choice((None, 0, 15, 30, 45, 90))
+        await builder.activity(
+            minutes,
+            selling=rng.random() < 0.6,
+            occurred_at=at(
+                date(2026, 4, 1) + timedelta(days=rng.randrange(120)), rng.randrange(24)
+            ),
+        )
 
     parities = set()
     periods = ["2026-Q2", "2026-Q3", "2026-05", "2026", "2025-Q4"]
@@ -197,6 +271,7 @@ async def test_rollups_give_the_same_stage_facts_as_the_history(
         from_rollups, from_history = await _facts_both_ways(app, tenant, parsed, monkeypatch)
         assert from_rollups["entries"] == from_history["entries"], period
         assert _comparable(from_rollups["times"]) == _comparable(from_history["times"]), period
+        assert from_rollups["activities"] == from_history["activities"], period
         for row in (from_history["times"].get(None) or {}).get("stages", []):
             parities.add(int(row["exits"]) % 2)
     assert parities == {0, 1}  # medians of one middle value and of two were both compared
