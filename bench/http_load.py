@@ -337,7 +337,11 @@ def measure(volume: Volume, args: argparse.Namespace, logs: Path) -> None:
         ) as dealbase_pid,
         server(
             floor_cmd,
-            {"FLOOR_DATABASE_URL": volume.url},
+            {  # asyncpg itself takes libpq-style URLs only
+                "FLOOR_DATABASE_URL": make_url(volume.url)
+                .set(drivername="postgresql")
+                .render_as_string(hide_password=False)
+            },
             logs / f"{volume.label}-floor.log",
             floor_port,
         ) as floor_pid,

@@ -177,13 +177,24 @@ def _count_flushed(session: Session, _context: Any) -> None:
             _count_activity(counts, obj.organization_id, _activity_values(obj, before=True), -1)
 
 
-def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (sorted by key), adding their counts to rows already there."""
+def _add_up_statement(model: type[Any]) -> Any:
+    """INSERT of a roll-up row that adds its counts to the row already there."""
     table: Table = model.__table__
-    stmt = insert(table).values(rows)
+    stmt = insert(table)
     keys = [column.name for column in table.primary_key]
-    summed = {name: table.c[name] + stmt.excluded[name] for name in rows[0] if name not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=summed))
+    summed = {c.name: c + stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=keys, set_=summed)
+
+
+# Built once: building and compiling them at each commit cost more than running them.
+_ADD_UP = {
+    model: _add_up_statement(model) for model in (StageEntryRollup, StageExitRollup, ActivityRollup)
+}
+
+
+def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Add ``rows`` (sorted by key: the locks are taken in that order) to the roll-up."""
+    session.execute(_ADD_UP[model], rows)
 
 
 @event.listens_for(Session, "before_commit")
