@@ -176,6 +176,47 @@ def run_job(
     typer.echo(json.dumps(asyncio.run(run())))
 
 
+@cli.command("rebuild-rollups")
+def rebuild_rollups(
+    organization: Annotated[
+        str | None, typer.Option(help="One organization's id (default: every organization)")
+    ] = None,
+) -> None:
+    """Recompute the daily KPI roll-ups from the stage history and activities (after rows
+    were written around the API, e.g. with SQL); print the organizations done as JSON."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from app.core.tenancy import UNSCOPED, Actor, bind_tenant, mark_system
+    from app.metrics.rollups import rebuild
+    from app.models import Organization
+
+    url = _prepare_database()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(url, get_settings())
+        sessions = create_sessionmaker(engine)
+        try:
+            if organization is not None:
+                ids = [uuid.UUID(organization)]
+            else:
+                async with sessions() as session:
+                    mark_system(session)
+                    ids = list(
+                        await session.scalars(select(Organization.id).execution_options(**UNSCOPED))
+                    )
+            for org_id in ids:  # one transaction each: a large tenant does not hold the rest
+                async with sessions() as session, session.begin():
+                    bind_tenant(session, org_id, Actor())
+                    await rebuild(session, org_id)
+            return {"organizations": len(ids)}
+        finally:
+            await engine.dispose()
+
+    typer.echo(json.dumps(asyncio.run(run())))
+
+
 @importer.command("leads")
 def import_leads(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or .json")],

@@ -11,8 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import text
 
 from app.metrics.periods import period_containing
+from tests.factories import Tenant
+from tests.metrics.test_kpis_api import _simple_deals
 
 
 def _dealbase(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -150,3 +153,33 @@ async def test_import_leads_command(client: AsyncClient, database_url: str, tmp_
         "data"
     ]
     assert [lead["last_name"] for lead in leads] == ["Demir", "Yılmaz"]
+
+
+async def test_rebuild_rollups_restores_the_kpi_rollups(
+    app: FastAPI, client: AsyncClient, database_url: str, tenant: Tenant
+) -> None:
+    [deal] = await _simple_deals(client, tenant, 1, amount="500")
+    moved = await client.post(
+        f"/v1/opportunities/{deal['id']}/stage", json={"stage": "qualified"}, headers=tenant.headers
+    )
+    assert moved.status_code == 200, moved.text
+    period = period_containing(date.today(), "quarter").label
+    before = await client.get(
+        "/v1/metrics/time-in-stage", params={"period": period}, headers=tenant.headers
+    )
+    assert before.json()["inputs"]["exits"] == 1
+    async with app.state.sessionmaker() as session, session.begin():
+        for table in ("stage_entry_rollups", "stage_exit_rollups", "activity_rollups"):
+            await session.execute(text(f"DELETE FROM {table}"))
+    emptied = await client.get(
+        "/v1/metrics/time-in-stage", params={"period": period}, headers=tenant.headers
+    )
+    assert emptied.json()["inputs"]["exits"] == 0
+
+    result = _dealbase(database_url, "rebuild-rollups")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["organizations"] >= 1
+    after = await client.get(
+        "/v1/metrics/time-in-stage", params={"period": period}, headers=tenant.headers
+    )
+    assert after.json() == before.json()
