@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.core.ids import new_id
 from app.core.tenancy import Actor, bind_tenant
@@ -24,6 +24,7 @@ from app.models import ActivityRollup, StageEntryRollup, StageExitRollup, StageH
 from tests.factories import Tenant, create_account
 from tests.metrics.builders import Facts, at
 from tests.metrics.test_kpis_api import _simple_deals
+from tests.metrics.test_worked_examples import metric
 
 
 async def _rollup_rows(app: FastAPI, tenant: Tenant) -> dict[str, set[tuple[Any, ...]]]:
@@ -275,3 +276,29 @@ async def test_rollups_give_the_same_facts_as_the_rows(
         for row in (from_history["times"].get(None) or {}).get("stages", []):
             parities.add(int(row["exits"]) % 2)
     assert parities == {0, 1}  # medians of one middle value and of two were both compared
+
+
+async def test_time_in_stage_reads_the_history_when_the_rollups_are_out_of_step(
+    app: FastAPI, client: AsyncClient, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Moves deleted around the API leave exits in the roll-ups that the history lacks:
+    the answer then comes from the history (and a warning says to rebuild), not a 500."""
+    builder = Facts(app, tenant)
+    deals = await builder.deals(3, stage="needs_analysis", close_date=None)
+    for deal, days in zip(deals, ("1.50", "2.50", "9.00"), strict=True):
+        await builder.history(
+            deal,
+            [
+                ("prospecting", at(date(2026, 5, 1)), None),
+                ("needs_analysis", at(date(2026, 5, 10)), Decimal(days)),
+            ],
+        )
+    async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("DELETE FROM opportunity_stage_history WHERE opportunity_id = :d"),
+            {"d": deals[1]},
+        )
+    times = await metric(client, tenant, "time-in-stage")
+    assert times["inputs"]["exits"] == 2
+    assert times["value"] == "5.25"  # the median of the 1.50 and 9.00 left in the history
+    assert "rebuild-rollups" in caplog.text
