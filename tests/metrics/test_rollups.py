@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql
 
 from app.core.ids import new_id
 from app.core.tenancy import Actor, bind_tenant
@@ -313,3 +314,11 @@ async def test_time_in_stage_reads_the_history_when_the_rollups_are_out_of_step(
     assert times["inputs"]["exits"] == 2
     assert times["value"] == "5.25"  # the median of the 1.50 and 9.00 left in the history
     assert ["rebuild-rollups" in w.getMessage() for w in warnings] == [True]
+
+
+def test_the_exit_conditions_hold_no_parameter() -> None:
+    """The partial index of the exact-median lookups serves a prepared statement's generic
+    plan only if its predicate is written as constants."""
+    compiled = rollups.exit_conditions().compile(dialect=postgresql.dialect())
+    assert compiled.params == {}
+    assert "'reopen'" in str(compiled)
