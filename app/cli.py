@@ -186,11 +186,9 @@ def rebuild_rollups(
     were written around the API, e.g. with SQL); print the organizations done as JSON."""
     import uuid
 
-    from sqlalchemy import select
-
-    from app.core.tenancy import UNSCOPED, Actor, bind_tenant, mark_system
+    from app.core.tenancy import Actor, bind_tenant
+    from app.jobs.service import all_organization_ids
     from app.metrics.rollups import rebuild
-    from app.models import Organization
 
     url = _prepare_database()
 
@@ -198,14 +196,11 @@ def rebuild_rollups(
         engine = create_engine(url, get_settings())
         sessions = create_sessionmaker(engine)
         try:
-            if organization is not None:
-                ids = [uuid.UUID(organization)]
-            else:
-                async with sessions() as session:
-                    mark_system(session)
-                    ids = list(
-                        await session.scalars(select(Organization.id).execution_options(**UNSCOPED))
-                    )
+            ids = (
+                [uuid.UUID(organization)]
+                if organization is not None
+                else await all_organization_ids(sessions)
+            )
             for org_id in ids:  # one transaction each: a large tenant does not hold the rest
                 async with sessions() as session, session.begin():
                     bind_tenant(session, org_id, Actor())

@@ -73,14 +73,15 @@ JOBS: dict[str, Callable[[AsyncSession], Awaitable[FollowUpResult]]] = {
 }
 
 
-async def run_for_all(sessionmaker: async_sessionmaker[AsyncSession], job: str) -> FollowUpResult:
+async def all_organization_ids(sessionmaker: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:
     async with sessionmaker() as session:
         mark_system(session)
-        organization_ids: list[uuid.UUID] = list(
-            await session.scalars(select(Organization.id).execution_options(**UNSCOPED))
-        )
+        return list(await session.scalars(select(Organization.id).execution_options(**UNSCOPED)))
+
+
+async def run_for_all(sessionmaker: async_sessionmaker[AsyncSession], job: str) -> FollowUpResult:
     total = FollowUpResult()
-    for organization_id in organization_ids:
+    for organization_id in await all_organization_ids(sessionmaker):
         async with sessionmaker() as session, session.begin():
             bind_tenant(session, organization_id, Actor(request_id=f"job:{job}"))
             total += await JOBS[job](session)

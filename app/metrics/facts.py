@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import (
-    Date,
     Integer,
     Select,
     Text,
@@ -49,7 +48,7 @@ from app.core.tenancy import INCLUDE_DELETED, actor_of, bind_tenant, tenant_id
 from app.metrics import rollups
 from app.metrics.fx import Converter, Expr
 from app.metrics.periods import Period, year_before
-from app.metrics.rollups import ADVANCED, CLOSING_MOVES
+from app.metrics.rollups import ADVANCED, CLOSING_MOVES, utc_date
 from app.models import (
     Account,
     Activity,
@@ -162,11 +161,6 @@ class Dimensions:
 
 def start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def utc_date(column: Expr) -> ColumnElement[Any]:
-    """The UTC calendar day of a timestamptz column."""
-    return cast(func.timezone("UTC", column), Date)
 
 
 @dataclass

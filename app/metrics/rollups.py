@@ -92,6 +92,11 @@ def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
+def utc_date(column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamptz column (``utc_day`` in SQL)."""
+    return cast(func.timezone("UTC", column), Date)
+
+
 def _count_row(counts: _Counts, row: StageHistory) -> None:
     day = utc_day(row.moved_at)
     if row.direction not in CLOSING_MOVES:
@@ -239,11 +244,6 @@ def _discard_counts(session: Session) -> None:
 # --- recomputing --------------------------------------------------------------------
 
 
-def moved_on() -> ColumnElement[Any]:
-    """The UTC day of a move."""
-    return cast(func.timezone("UTC", StageHistory.moved_at), Date)
-
-
 def exit_conditions() -> ColumnElement[bool]:
     """The moves counted for time in stage (as ``_count_row`` counts them), as SQL.
 
@@ -256,10 +256,6 @@ def exit_conditions() -> ColumnElement[bool]:
         StageHistory.direction != literal_column(f"'{REOPEN}'"),
         StageHistory.from_stage_id.is_not(None),
     )
-
-
-def whole_days() -> ColumnElement[Any]:
-    return cast(func.floor(StageHistory.days_in_previous_stage), Integer)
 
 
 def activity_sums() -> dict[str, ColumnElement[Any]]:
@@ -278,7 +274,7 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
     for rollup in (StageEntryRollup, StageExitRollup, ActivityRollup):
         await session.execute(delete(rollup).where(rollup.organization_id == organization_id))
     of_org = StageHistory.organization_id == organization_id
-    day = moved_on()
+    day = utc_date(StageHistory.moved_at)
     entries = (
         select(
             StageHistory.organization_id,
@@ -295,7 +291,7 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
             ["organization_id", "day", "stage_id", "entered", "advanced"], entries
         )
     )
-    bucket = whole_days()
+    bucket = cast(func.floor(StageHistory.days_in_previous_stage), Integer)
     exits = (
         select(
             StageHistory.organization_id,
@@ -313,7 +309,7 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
             ["organization_id", "day", "stage_id", "whole_days", "exits", "hundredths"], exits
         )
     )
-    activity_day = cast(func.timezone("UTC", Activity.occurred_at), Date)
+    activity_day = utc_date(Activity.occurred_at)
     activities = (
         select(Activity.organization_id, activity_day, *activity_sums().values())
         .where(Activity.organization_id == organization_id)

@@ -23,7 +23,7 @@ from app.metrics import facts, rollups
 from app.metrics.facts import FactContext, MetricFilters
 from app.metrics.periods import Period, parse_period
 from app.models import ActivityRollup, StageEntryRollup, StageExitRollup, StageHistory
-from tests.factories import Tenant, create_account
+from tests.factories import Tenant, create, create_account
 from tests.metrics.builders import Facts, at
 from tests.metrics.test_kpis_api import _simple_deals
 from tests.metrics.test_worked_examples import metric
@@ -114,26 +114,21 @@ async def test_activity_writes_through_the_api_keep_the_rollups_equal_to_the_act
     account = await create_account(client, h)
 
     async def log(**body: Any) -> dict[str, Any]:
-        body = {"subject": "Work", "account_id": account["id"], **body}
-        response = await client.post("/v1/activities", json=body, headers=h)
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
+        return await create(
+            client, "/v1/activities", h, {"subject": "Work", "account_id": account["id"], **body}
+        )
 
     call = await log(kind="call", duration_minutes=30, occurred_at="2026-05-04T23:30:00+03:00")
     note = await log(kind="note", duration_minutes=15, occurred_at="2026-05-04T10:00:00Z")
     meeting = await log(kind="meeting", occurred_at="2026-05-05T09:00:00Z")
     await log(kind="demo", duration_minutes=60, occurred_at="2026-05-06T09:00:00Z")
-    other = await client.post(
+    theirs = await create_account(client, other_tenant.headers)
+    await create(
+        client,
         "/v1/activities",
-        json={
-            "kind": "call",
-            "subject": "Theirs",
-            "duration_minutes": 45,
-            "account_id": (await create_account(client, other_tenant.headers))["id"],
-        },
-        headers=other_tenant.headers,
+        other_tenant.headers,
+        {"kind": "call", "subject": "Theirs", "duration_minutes": 45, "account_id": theirs["id"]},
     )
-    assert other.status_code == 201
     counted = await _rollup_rows(app, tenant)
     # The call was on 4 May in UTC (23:30 at +03:00): 45 minutes that day, 30 selling.
     assert (date(2026, 5, 4), 2, 45, 30, 0) in counted["activities"]
