@@ -53,6 +53,8 @@ class DealbaseRoute(APIRoute):
                         return replay_or_claim
                     claim = replay_or_claim
                 response = await handler(request)
+                if reads_only:  # an autocommit read session has nothing to commit
+                    return response
                 session = request_session(request)
                 if claim is not None:
                     await idempotency.complete(session, claim, response)

@@ -87,6 +87,10 @@ class PipelineStage(TenantMixin, TimestampMixin, Base):
         ),
     )
 
+    @property
+    def is_closed(self) -> bool:
+        return self.kind != "open"
+
 
 class CustomFieldDefinition(TenantMixin, TimestampMixin, VersionedMixin, Base):
     """An org-defined field on opportunities, validated on every write."""

@@ -120,7 +120,7 @@ def _category_sql() -> Any:
 
 
 def effective_category(opportunity: Opportunity, stage: PipelineStage) -> str:
-    return rules.forecast_category(pipelines.to_rule(stage), opportunity.forecast_category_override)
+    return rules.forecast_category(stage, opportunity.forecast_category_override)
 
 
 async def list_opportunities(

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 COMMITTEE_ROLES = (
     "decision_maker",
@@ -239,7 +240,18 @@ def plan_reopen(
     return Move(MoveKind.REOPEN, source, target, tuple(unmet))
 
 
-def forecast_category(stage: Stage, override: str | None) -> str:
+class Categorized(Protocol):
+    """A stage as ``forecast_category`` needs it: a ``Stage``, or a stored stage (saves
+    building a ``Stage`` for each row of a list)."""
+
+    @property
+    def forecast_category(self) -> str: ...
+
+    @property
+    def is_closed(self) -> bool: ...
+
+
+def forecast_category(stage: Categorized, override: str | None) -> str:
     """The stage's category, unless the owner overrode it on an open deal."""
     return stage.forecast_category if stage.is_closed or override is None else override
 

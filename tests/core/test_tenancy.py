@@ -96,3 +96,33 @@ async def test_bound_session_only_sees_its_tenant(
         bind_tenant(session, other_tenant.organization_id, Actor())
         names = (await session.scalars(select(Account.name))).all()
     assert names == ["B1"]
+
+
+async def test_a_statement_built_once_is_scoped_by_each_sessions_tenant(
+    app: FastAPI, client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """The scoped copy of a statement is cached (per statement object) and the tenant is a
+    parameter of each execution: one statement object serves every organization."""
+    from sqlalchemy import update
+
+    from app.core.tenancy import Actor, bind_tenant
+
+    await create_account(client, tenant.headers, name="A1")
+    await create_account(client, other_tenant.headers, name="B1")
+    names = select(Account.name)
+    rename = update(Account).values(name=Account.name + " (renamed)")
+    seen = {}
+    for who in (tenant, other_tenant, tenant):
+        async with app.state.sessionmaker() as session, session.begin():
+            bind_tenant(session, who.organization_id, Actor())
+            seen[who.organization_id] = (await session.scalars(names)).all()
+    assert seen == {tenant.organization_id: ["A1"], other_tenant.organization_id: ["B1"]}
+
+    async with app.state.sessionmaker() as session, session.begin():
+        bind_tenant(session, other_tenant.organization_id, Actor())
+        await session.execute(rename.execution_options(synchronize_session=False))
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        assert (await session.scalars(names)).all() == ["A1"]
+        bind_tenant(session, other_tenant.organization_id, Actor())
+        assert (await session.scalars(names)).all() == ["B1 (renamed)"]
