@@ -10,7 +10,6 @@ organization themselves).
 
 from __future__ import annotations
 
-import functools
 import uuid
 import weakref
 from collections.abc import Mapping
@@ -103,9 +102,19 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
 # The organization is a named bound parameter, given with each statement's parameters, so
 # the criteria options are built once and hold no value: a closure variable (``== org``)
 # made SQLAlchemy extract and match it against the cached statement's parameters on every
-# execution (~6 % of a GET's CPU).
+# execution (~6 % of a GET's CPU). The lambda spells the name out: SQLAlchemy would track a
+# module-level name used inside it as a closure variable.
 _TENANT_PARAM = "dealbase_tenant_id"
-
+_TENANT_CRITERIA = with_loader_criteria(
+    TenantKeyMixin,
+    lambda cls: cls.organization_id == bindparam("dealbase_tenant_id"),
+    include_aliases=True,
+)
+_LIVE_CRITERIA = with_loader_criteria(
+    SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
+)
+# Indexed by ``include_deleted``.
+_SCOPE_OPTIONS = ((_TENANT_CRITERIA, _LIVE_CRITERIA), (_TENANT_CRITERIA,))
 
 # Statements built once (module-level, ``functools.cache``) are scoped once too: the scoped
 # copy keeps its memoized cache key, which SQLAlchemy otherwise recomputes by walking the
@@ -120,28 +129,8 @@ def _scoped(statement: Any, include_deleted: bool) -> Any:
     cache = _SCOPED[include_deleted]
     scoped = cache.get(statement)
     if scoped is None:
-        if include_deleted:
-            scoped = statement.options(_tenant_criteria())
-        else:
-            scoped = statement.options(_tenant_criteria(), _live_criteria())
-        cache[statement] = scoped
+        scoped = cache[statement] = statement.options(*_SCOPE_OPTIONS[include_deleted])
     return scoped
-
-
-@functools.cache
-def _tenant_criteria() -> Any:
-    return with_loader_criteria(
-        TenantKeyMixin,
-        lambda cls: cls.organization_id == bindparam("dealbase_tenant_id"),
-        include_aliases=True,
-    )
-
-
-@functools.cache
-def _live_criteria() -> Any:
-    return with_loader_criteria(
-        SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
-    )
 
 
 @event.listens_for(Session, "before_flush")

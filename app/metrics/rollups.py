@@ -224,7 +224,6 @@ def _write_counts(session: Session) -> None:
                 for (o, d, s, w), (n, h) in sorted(counts.exits.items())
             ],
         )
-
     if counts.activities:
         _add_up(
             session,
