@@ -183,7 +183,8 @@ def rebuild_rollups(
     ] = None,
 ) -> None:
     """Recompute the daily KPI roll-ups from the stage history and activities (after rows
-    were written around the API, e.g. with SQL); print the organizations done as JSON."""
+    were written around the API, e.g. with SQL); this also counts as a change, so cached KPI
+    reports are computed afresh. Prints the organizations done as JSON."""
     import uuid
 
     from app.core.tenancy import Actor, bind_tenant

@@ -30,6 +30,7 @@ from app.core.ids import new_id
 from app.core.tenancy import tenant_id
 from app.metrics import rollups
 from app.metrics.periods import add_months, period_containing
+from app.metrics.report_cache import record_change
 from app.models import (
     Account,
     Activity,
@@ -164,6 +165,7 @@ class _Writer:
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
             table.name, records=records, columns=[c.name for c in columns]
         )
+        record_change(self.session, self.organization_id)  # COPY bypasses the ORM's counting
         self.written[table.name] += len(records)
 
 

@@ -30,6 +30,7 @@ from app.core.migrate import head_revision
 from app.core.problems import install_problem_handlers, problem_response
 from app.core.schemas import Problem, ProblemError
 from app.jobs.service import run_periodically
+from app.metrics.facts import FACT_CONCURRENCY
 from app.webhooks.dispatcher import run_dispatcher
 
 VERSION = "0.1.0"
@@ -55,7 +56,10 @@ Stages and statuses change only through action endpoints, never through PATCH.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    engine = create_engine(resolve_database_url(settings), settings)
+    url = resolve_database_url(settings)
+    engine = create_engine(url, settings)
+    # The KPI reports' extra connections (app/core/database.py, AGGREGATES_ENGINE_KEY).
+    aggregates = create_engine(url, settings, pool_size=FACT_CONCURRENCY, max_overflow=0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await webhooks
         await engine.dispose()
+        await aggregates.dispose()
 
     app = FastAPI(
         title="dealbase",
@@ -92,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.aggregates_engine = aggregates
+    app.state.sessionmaker = create_sessionmaker(engine, aggregates)
     app.state.read_sessionmaker = create_read_sessionmaker(engine)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)

@@ -20,7 +20,9 @@ and drives each with wrk (a C load generator: `apt-get install wrk`) through
     move       POST /v1/opportunities/{id}/stage: proposal → needs_analysis (with a
                reason) → proposal …, over up to 2,000 open deals (dealbase only)
     summary    GET /v1/metrics/summary?period=<last full quarter> (dealbase only; fewer
-               connections)
+               connections), answered from the report cache after the first request
+    summary_computed
+               the same with `Cache-Control: no-cache`: every request computes all KPIs
 
 It prints requests/s, p50 and p99 per scenario, the ratio to the floor where the floor does
 the same, both servers' RSS (all processes), and how list and summary latency grow from
@@ -67,6 +69,7 @@ from metrics import mint_key  # noqa: E402
 from app.core.database import start_embedded_postgres  # noqa: E402
 
 CRUD = ("get", "list", "list_deep", "create")
+SCENARIOS = (*CRUD, "move", "summary", "summary_computed")
 
 
 @dataclass
@@ -198,6 +201,7 @@ async def write_request_files(volume: Volume, folder: Path) -> dict[str, Path]:
             f"GET\t/v1/metrics/summary?period={last_full_quarter(datetime.now(UTC).date())}"
         ],
     }
+    lines["summary_computed"] = lines["summary"]  # sent with Cache-Control: no-cache
     files = {}
     for name, content in lines.items():
         files[name] = folder / f"{volume.label}-{name}.tsv"
@@ -273,7 +277,13 @@ def rss_mib(leader: int) -> float:
 
 
 def wrk(
-    port: int, requests_file: Path, token: str, seconds: float, connections: int, limit: int
+    port: int,
+    requests_file: Path,
+    token: str,
+    seconds: float,
+    connections: int,
+    limit: int,
+    cache_control: str | None = None,
 ) -> Result:
     out = subprocess.run(
         [
@@ -293,6 +303,7 @@ def wrk(
             "TOKEN": token,
             "MAX_REQUESTS": str(limit),
             "RUN": uuid.uuid4().hex[:8],
+            **({"CACHE_CONTROL": cache_control} if cache_control else {}),
         },
         check=True,
         capture_output=True,
@@ -346,8 +357,10 @@ def measure(volume: Volume, args: argparse.Namespace, logs: Path) -> None:
             floor_port,
         ) as floor_pid,
     ):
-        for name in ("get", "list", "list_deep", "create", "move", "summary"):
-            connections = args.summary_connections if name == "summary" else args.connections
+        for name in SCENARIOS:
+            summary = name.startswith("summary")
+            connections = args.summary_connections if summary else args.connections
+            cache_control = "no-cache" if name == "summary_computed" else None
             targets = [("dealbase", dealbase_port, volume.dealbase)]
             if name in CRUD:
                 targets.append(("floor", floor_port, volume.floor))
@@ -355,15 +368,29 @@ def measure(volume: Volume, args: argparse.Namespace, logs: Path) -> None:
                 if name == "move":
                     asyncio.run(reset_moved_deals(port, files[name], volume.token))
                 # Warm-up: connection pools, statement caches, the data's pages.
-                wrk(port, files[name], volume.token, 2, connections, args.max_requests)
+                wrk(
+                    port,
+                    files[name],
+                    volume.token,
+                    2,
+                    connections,
+                    args.max_requests,
+                    cache_control,
+                )
                 if name == "move":
                     asyncio.run(reset_moved_deals(port, files[name], volume.token))
                 result = wrk(
-                    port, files[name], volume.token, args.duration, connections, args.max_requests
+                    port,
+                    files[name],
+                    volume.token,
+                    args.duration,
+                    connections,
+                    args.max_requests,
+                    cache_control,
                 )
                 results[name] = result
                 print(
-                    f"  {volume.label:5} {name:9} {who:8} {result.rps:8.0f} req/s"
+                    f"  {volume.label:5} {name:16} {who:8} {result.rps:8.0f} req/s"
                     f"  p50 {result.p50_ms:8.1f} ms  p99 {result.p99_ms:8.1f} ms"
                     f"  ({result.requests} requests, {result.failed} failed)",
                     flush=True,
@@ -440,9 +467,9 @@ def report(volumes: list[Volume], args: argparse.Namespace) -> None:
         small, large = volumes
         print()
         print(f"p50 from {small.opportunities:,} to {large.opportunities:,} opportunities:")
-        for name in ("list", "list_deep", "summary"):
+        for name in ("list", "list_deep", "summary", "summary_computed"):
             a, b = small.dealbase[name].p50_ms, large.dealbase[name].p50_ms
-            print(f"  {name:9} {a:8.1f} ms → {b:8.1f} ms  ({b / a:.2f}×)")
+            print(f"  {name:16} {a:8.1f} ms → {b:8.1f} ms  ({b / a:.2f}×)")
 
 
 def main() -> None:

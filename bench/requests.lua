@@ -1,6 +1,7 @@
 -- wrk script for bench/http_load.py: cycles through the requests listed in the file named by
 -- the environment variable REQUESTS (one per line: METHOD<TAB>PATH[<TAB>JSON BODY]; "{n}" in
--- a body becomes a number unique to the run and "{run}" the value of RUN), sends the Authorization header from TOKEN,
+-- a body becomes a number unique to the run and "{run}" the value of RUN), sends the Authorization header from TOKEN
+-- (and a Cache-Control header from CACHE_CONTROL, if set),
 -- stops after MAX_REQUESTS responses, and prints one JSON line of results at the end.
 
 local requests = {}
@@ -13,6 +14,9 @@ local headers = {
   ["Authorization"] = "Bearer " .. os.getenv("TOKEN"),
   ["Content-Type"] = "application/json",
 }
+if os.getenv("CACHE_CONTROL") then
+  headers["Cache-Control"] = os.getenv("CACHE_CONTROL")
+end
 
 for line in io.lines(os.getenv("REQUESTS")) do
   local method, path, body = line:match("^(%u+)\t([^\t]+)\t?(.*)$")

@@ -83,6 +83,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     yield application
     await application.state.engine.dispose()
+    await application.state.aggregates_engine.dispose()
 
 
 TABLES = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))

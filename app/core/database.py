@@ -26,6 +26,11 @@ from app.core.tenancy import READ_ONLY_KEY
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "dealbase"
+# Session info: the engine of the connections a KPI report computes its facts on, side by
+# side, besides its request's own. A pool of their own: a report holding its request's
+# connection while it waits for more from the same pool could wait forever, once enough
+# concurrent reports hold every connection of it.
+AGGREGATES_ENGINE_KEY = "aggregates_engine"
 # SQLSTATEs after which a connection is gone: class 08 (connection exception) and 57P01-57P03
 # (the server shut down, crashed, or does not take connections: starting or stopping).
 DISCONNECT_SQLSTATES = ("08", "57P01", "57P02", "57P03")
@@ -84,11 +89,19 @@ def _detect_disconnects(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
-def create_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str,
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """The engine (default pool size from the settings)."""
     engine = create_async_engine(
         to_async_url(url),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=settings.db_pool_size if pool_size is None else pool_size,
+        max_overflow=settings.db_max_overflow if max_overflow is None else max_overflow,
         # No pre-ping (a round trip on every checkout, ~8 % of a simple GET's CPU): a pooled
         # connection found dead fails its request with a 503 and, as a disconnect, makes the
         # pool replace every connection older than it (see _detect_disconnects).
@@ -102,11 +115,16 @@ def create_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, aggregates: AsyncEngine | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for writes and transactional reads; ``aggregates`` is the engine whose
+    pool the KPI reports draw their extra connections from (``AGGREGATES_ENGINE_KEY``)."""
     # No autoflush: services validate with queries while they mutate, and every flush of a
     # dirty versioned row bumps its version and writes audit rows. Services flush once,
     # explicitly, when the change is complete.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    info = {AGGREGATES_ENGINE_KEY: aggregates} if aggregates is not None else {}
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

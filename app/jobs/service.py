@@ -22,6 +22,7 @@ from app.core.tenancy import UNSCOPED, Actor, bind_tenant, mark_system
 from app.cross_sell.service import fire_due
 from app.forecasts.service import take_pipeline_snapshot, today
 from app.leads.imports import fail_interrupted
+from app.metrics import report_cache
 from app.models import Organization
 from app.nurture.service import run as run_nurture
 from app.opportunities.service import mark_stale_deals
@@ -55,7 +56,7 @@ async def follow_ups(session: AsyncSession) -> FollowUpResult:
     behind are closed; due cross-sell rules fire; contracts near their end get a renewal
     deal; partner registrations are converted (deal won) or expire (protection over); and
     today's pipeline snapshot is taken (replacing the one an earlier run took today, so
-    there is exactly one per day)."""
+    there is exactly one per day); cached KPI reports past their retention are deleted."""
     marked, tasks = await mark_stale_deals(session)
     await fail_interrupted(session)
     await expire_requests(session)
@@ -65,6 +66,7 @@ async def follow_ups(session: AsyncSession) -> FollowUpResult:
     await settle_registrations(session)
     await take_pipeline_snapshot(session, today())
     await run_nurture(session)
+    await report_cache.purge(session)
     return FollowUpResult(marked, tasks, fired, 1)
 
 

@@ -36,10 +36,11 @@ from app.accounts.rules import SegmentRules, derive_segment, normalize_domain
 from app.core.errors import NotFound, PayloadTooLarge, ValidationFailed
 from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
-from app.core.tenancy import UNSCOPED, Actor, bind_tenant
+from app.core.tenancy import UNSCOPED, Actor, bind_tenant, tenant_id
 from app.leads import scoring
 from app.leads.schemas import LeadCreate
 from app.leads.service import LeadSettings, active_rules, territory_fields
+from app.metrics.report_cache import record_change
 from app.models import ImportJob, Lead, LeadStatusHistory, Territory, User
 from app.territories import rules as territory_rules
 from app.territories import service as territories
@@ -82,6 +83,7 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         table.name, columns=columns, records=records
     )
+    record_change(session, tenant_id(session))  # COPY bypasses the ORM's change counting
 
 
 def parse_rows(body: bytes, content_type: str) -> list[dict[str, Any]]:

@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.core.database import AGGREGATES_ENGINE_KEY
 from app.core.tenancy import INCLUDE_DELETED, actor_of, bind_tenant, tenant_id
 from app.metrics import rollups
 from app.metrics.fx import Converter, Expr
@@ -187,8 +188,9 @@ class FactContext:
 
     async def prefetch(self, wanted: Iterable[tuple[str, Period]]) -> None:
         """Compute the facts not known yet side by side, each on its own connection (at
-        most ``FACT_CONCURRENCY`` at once): they are independent read-only aggregates, so
-        a summary takes about as long as its slowest few instead of the sum of all."""
+        most ``FACT_CONCURRENCY`` at once, from the aggregates pool when the session names
+        one): they are independent read-only aggregates, so a summary takes about as long
+        as its slowest few instead of the sum of all."""
         missing = {
             (name, p.label, p.start, p.end): (name, p)
             for name, p in wanted
@@ -200,9 +202,10 @@ class FactContext:
             return
         gate = asyncio.Semaphore(FACT_CONCURRENCY)
         organization, actor = tenant_id(self.session), actor_of(self.session)
+        bind = self.session.info.get(AGGREGATES_ENGINE_KEY) or self.session.bind
 
         async def compute(key: tuple[str, str, date, date], name: str, p: Period) -> None:
-            async with gate, AsyncSession(self.session.bind, autoflush=False) as session:
+            async with gate, AsyncSession(bind, autoflush=False) as session:
                 bind_tenant(session, organization, actor)
                 await prepare_for_aggregates(session)
                 worker = replace(self, session=session, _memo={})

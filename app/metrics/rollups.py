@@ -173,7 +173,7 @@ def _count_flushed(session: Session, _context: Any) -> None:
             _count_activity(counts, obj.organization_id, _activity_values(obj, before=True), -1)
 
 
-def _add_up_statement(model: type[Any]) -> Any:
+def add_up_statement(model: type[Any]) -> Any:
     """INSERT of a roll-up row that adds its counts to the row already there."""
     table: Table = model.__table__
     stmt = insert(table)
@@ -184,7 +184,7 @@ def _add_up_statement(model: type[Any]) -> Any:
 
 # Built once: building and compiling them at each commit cost more than running them.
 _ADD_UP = {
-    model: _add_up_statement(model) for model in (StageEntryRollup, StageExitRollup, ActivityRollup)
+    model: add_up_statement(model) for model in (StageEntryRollup, StageExitRollup, ActivityRollup)
 }
 
 

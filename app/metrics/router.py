@@ -5,14 +5,17 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.deps import IfMatch, PageDep, SessionDep, require, set_etag, sort_query
+from app.core.ids import utcnow
 from app.core.pagination import ListEnvelope
 from app.core.routing import TransactionalReadsRoute
 from app.core.schemas import COMMON_ERRORS, errors
-from app.metrics import reports, service
+from app.metrics import report_cache, reports, service
 from app.metrics.facts import FAMILY_FILTERS, FILTER_NAMES, MetricFilters
 from app.metrics.kpis import KPIS, Kpi
 from app.metrics.schemas import (
@@ -320,6 +323,42 @@ async def metric_filters(
     return MetricFilters(owner_id, team_id, territory_id, segment, pipeline_id, type, source)
 
 
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the `If-None-Match` validator is the report's ETag"}
+}
+_CACHING_NOTE = (
+    " Reports are cached until the organization's data changes, so a cached report is never "
+    "stale; each carries an `ETag` that changes with the data (send it back in "
+    "`If-None-Match` for a 304), and `Cache-Control: no-cache` on the request recomputes it."
+)
+
+
+async def _cached_report(
+    request: Request,
+    session: AsyncSession,
+    key_parts: tuple[Any, ...],
+    build: Callable[[], Awaitable[BaseModel]],
+) -> Response:
+    """The report of ``key_parts`` (plus today's date) from the cache, or built and cached;
+    a 304 when the caller's validator is still current."""
+    key = report_cache.report_key((*key_parts, utcnow().date()))
+    generation, body = await report_cache.lookup(session, key)
+    headers = {"ETag": report_cache.etag(key, generation), "Cache-Control": "private, no-cache"}
+    if headers["ETag"] in _validators(request.headers.get("if-none-match")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    if body is None or "no-cache" in request.headers.get("cache-control", ""):
+        body = (await build()).model_dump_json(by_alias=True).encode()
+        await report_cache.store(session, key, generation, body)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _validators(if_none_match: str | None) -> set[str]:
+    """The entity tags of an If-None-Match header (weak ones compared as strong)."""
+    if not if_none_match:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+
+
 PeriodDep = Annotated[reports.PeriodQuery, Depends(period_query)]
 FiltersDep = Annotated[MetricFilters, Depends(metric_filters)]
 _PERCENT_NOTE = (
@@ -357,20 +396,25 @@ async def list_metrics(_: Reader) -> MetricCatalogue:
 @router.get(
     "/metrics/summary",
     operation_id="metrics-get-summary",
+    response_model=MetricsSummary,
     summary="Every KPI for a period at once",
     description="All KPIs of the catalogue for one period and set of filters, each fact "
-    "aggregated once." + _PERCENT_NOTE,
-    responses=errors(400),
+    "aggregated once." + _PERCENT_NOTE + _CACHING_NOTE,
+    responses={**errors(400), **_NOT_MODIFIED},
 )
 async def metrics_summary(
-    _: Reader, session: SessionDep, period: PeriodDep, filters: FiltersDep
-) -> MetricsSummary:
-    return MetricsSummary.model_validate(await reports.summary_report(session, period, filters))
+    _: Reader, request: Request, session: SessionDep, period: PeriodDep, filters: FiltersDep
+) -> Response:
+    async def build() -> BaseModel:
+        return MetricsSummary.model_validate(await reports.summary_report(session, period, filters))
+
+    return await _cached_report(request, session, ("summary", period, filters), build)
 
 
-def _kpi_endpoint(kpi: Kpi) -> Callable[..., Awaitable[MetricReport | MetricGroupReport]]:
+def _kpi_endpoint(kpi: Kpi) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
         _: Reader,
+        request: Request,
         session: SessionDep,
         period: PeriodDep,
         filters: FiltersDep,
@@ -378,26 +422,35 @@ def _kpi_endpoint(kpi: Kpi) -> Callable[..., Awaitable[MetricReport | MetricGrou
             reports.ReportGroupBy | None,
             Query(description="One row per owner, team, segment or month of the period"),
         ] = None,
-    ) -> MetricReport | MetricGroupReport:
-        body = await reports.kpi_report(session, kpi, period, filters, group_by)
-        if group_by is None:
-            return MetricReport.model_validate(body)
-        return MetricGroupReport.model_validate(body)
+    ) -> Response:
+        async def build() -> BaseModel:
+            body = await reports.kpi_report(session, kpi, period, filters, group_by)
+            if group_by is None:
+                return MetricReport.model_validate(body)
+            return MetricGroupReport.model_validate(body)
+
+        key = ("kpi", kpi.name, period, filters, group_by)
+        return await _cached_report(request, session, key, build)
 
     return endpoint
 
 
-def _series_endpoint(kpi: Kpi) -> Callable[..., Awaitable[MetricSeries]]:
+def _series_endpoint(kpi: Kpi) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
         _: Reader,
+        request: Request,
         session: SessionDep,
         filters: FiltersDep,
         from_date: Annotated[date, Query(alias="from", description="First day of the chart")],
         to_date: Annotated[date, Query(alias="to", description="Last day of the chart")],
         interval: Annotated[Literal["month", "quarter"], Query()] = "month",
-    ) -> MetricSeries:
-        body = await reports.series_report(session, kpi, from_date, to_date, interval, filters)
-        return MetricSeries.model_validate(body)
+    ) -> Response:
+        async def build() -> BaseModel:
+            body = await reports.series_report(session, kpi, from_date, to_date, interval, filters)
+            return MetricSeries.model_validate(body)
+
+        key = ("series", kpi.name, from_date, to_date, interval, filters)
+        return await _cached_report(request, session, key, build)
 
     return endpoint
 
@@ -409,9 +462,9 @@ for _kpi in KPIS:
         methods=["GET"],
         operation_id=f"metrics-get-{_kpi.path}",
         summary=_kpi.title,
-        description=_kpi.definition + _PERCENT_NOTE,
+        description=_kpi.definition + _PERCENT_NOTE + _CACHING_NOTE,
         response_model=MetricReport | MetricGroupReport,
-        responses=errors(400),
+        responses={**errors(400), **_NOT_MODIFIED},
     )
     router.add_api_route(
         f"/metrics/{_kpi.path}/series",
@@ -420,7 +473,7 @@ for _kpi in KPIS:
         operation_id=f"metrics-series-{_kpi.path}",
         summary=f"{_kpi.title}: chart series",
         description="The KPI for every whole month or fiscal quarter overlapping from … to "
-        "(at most 120 points).",
+        "(at most 120 points)." + _CACHING_NOTE,
         response_model=MetricSeries,
-        responses=errors(400),
+        responses={**errors(400), **_NOT_MODIFIED},
     )

@@ -12,7 +12,7 @@ from app.models.lead import (
     Territory,
     TerritoryAssignment,
 )
-from app.models.metrics import ExchangeRate, Quota, Spend
+from app.models.metrics import ChangeCounter, ExchangeRate, Quota, ReportCache, Spend
 from app.models.nurture import NurtureEnrollment, NurtureProgram
 from app.models.opportunity import (
     CustomFieldDefinition,
@@ -74,6 +74,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignMember",
+    "ChangeCounter",
     "Contact",
     "ContactRelationship",
     "Contract",
@@ -109,6 +110,7 @@ __all__ = [
     "Quote",
     "QuoteLineItem",
     "QuoteVersion",
+    "ReportCache",
     "Signal",
     "Spend",
     "StageEntryRollup",

@@ -6,10 +6,28 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Date, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Index,
+    LargeBinary,
+    Numeric,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, TenantMixin, TimestampMixin, VersionedMixin, tenant_fk
+from app.models.base import (
+    Base,
+    TenantKeyMixin,
+    TenantMixin,
+    TimestampMixin,
+    VersionedMixin,
+    tenant_fk,
+)
 
 
 class ExchangeRate(TenantMixin, TimestampMixin, VersionedMixin, Base):
@@ -78,3 +96,26 @@ class Spend(TenantMixin, TimestampMixin, VersionedMixin, Base):
         CheckConstraint("amount >= 0", name="amount_non_negative"),
         CheckConstraint('"end" > start', name="range"),
     )
+
+
+class ChangeCounter(TenantKeyMixin, Base):
+    """How many committed transactions changed data the KPIs read: the organization's
+    generation is the sum over its slots. Writers add to a random slot, so concurrent
+    commits of one organization seldom wait on the same row (``app/metrics/report_cache.py``)."""
+
+    __tablename__ = "change_counters"
+
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    changes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCache(TenantKeyMixin, Base):
+    """A KPI report's JSON as computed at a generation of the organization's data; served
+    only while that generation is current."""
+
+    __tablename__ = "report_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the query
+    generation: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

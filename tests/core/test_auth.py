@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy import inspect, select, text, update
 
 from app.core.auth import Principal, VerifiedKeys
-from app.core.tenancy import UNSCOPED
+from app.core.tenancy import UNSCOPED, Actor, bind_tenant
 from app.models import ApiKey, User
 from tests.factories import Tenant, assert_problem, key_for
 
@@ -197,11 +197,9 @@ async def test_inactive_user_key_is_401_even_if_not_revoked(
     headers = await key_for(app, tenant, scopes=["*"], role="rep")
     rep = await me(client, headers)
     async with app.state.sessionmaker() as session, session.begin():
+        bind_tenant(session, tenant.organization_id, Actor())
         await session.execute(
-            update(User)
-            .where(User.id == uuid.UUID(rep["id"]))
-            .values(is_active=False)
-            .execution_options(**UNSCOPED)
+            update(User).where(User.id == uuid.UUID(rep["id"])).values(is_active=False)
         )
     assert_problem(await client.get("/v1/accounts", headers=headers), 401, "invalid_api_key")
 

@@ -171,8 +171,15 @@ async def test_rebuild_rollups_restores_the_kpi_rollups(
     async with app.state.sessionmaker() as session, session.begin():
         for table in ("stage_entry_rollups", "stage_exit_rollups", "activity_rollups"):
             await session.execute(text(f"DELETE FROM {table}"))
-    emptied = await client.get(
+    # SQL around the API changes no generation: the cached report stays until recomputed.
+    cached = await client.get(
         "/v1/metrics/time-in-stage", params={"period": period}, headers=tenant.headers
+    )
+    assert cached.json()["inputs"]["exits"] == 1
+    emptied = await client.get(
+        "/v1/metrics/time-in-stage",
+        params={"period": period},
+        headers=tenant.headers | {"Cache-Control": "no-cache"},
     )
     assert emptied.json()["inputs"]["exits"] == 0
 

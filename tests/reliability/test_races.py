@@ -275,7 +275,9 @@ async def test_concurrent_moves_of_many_deals_keep_the_stage_rollups_exact(
     api: httpx.AsyncClient, org: Tenant, live_server: Server
 ) -> None:
     """Moves of different deals into and out of the same stages add to the same roll-up
-    rows from two processes at once: none deadlocks, and no count is lost."""
+    rows from two processes at once: none deadlocks, and no count is lost. KPI summaries
+    requested meanwhile are cached at whatever generation they saw: the one served after
+    the race is the one computed afresh."""
     first = await _deal(api, org)
     deals = [first] + [
         await _created(
@@ -294,17 +296,24 @@ async def test_concurrent_moves_of_many_deals_keep_the_stage_rollups_exact(
     # Each deal is sent, in rounds, forward and backward moves, then won or lost.
     rounds = ["three", "one", "four", "two", "five", "one", "three", "two", "four", "won"]
     rounds += ["one", "lost"]
-    moves = await asyncio.gather(
-        *(
-            api.post(
-                f"/v1/opportunities/{deals[n % len(deals)]['id']}/stage",
-                json={"stage": rounds[n // len(deals) % len(rounds)], "reason": "race"},
-                headers=org.headers,
-            )
-            for n in range(CONCURRENCY)
+    requests = [
+        api.post(
+            f"/v1/opportunities/{deals[n % len(deals)]['id']}/stage",
+            json={"stage": rounds[n // len(deals) % len(rounds)], "reason": "race"},
+            headers=org.headers,
         )
-    )
+        for n in range(CONCURRENCY)
+    ]
+    summaries = [api.get("/v1/metrics/summary", headers=org.headers) for _ in range(10)]
+    answers = await asyncio.gather(*(requests + summaries))
+    moves = answers[:CONCURRENCY]
     _assert_clean(moves, {200})
+    assert all(r.status_code == 200 for r in answers[CONCURRENCY:])
+    served = await api.get("/v1/metrics/summary", headers=org.headers)
+    fresh = await api.get(
+        "/v1/metrics/summary", headers=org.headers | {"Cache-Control": "no-cache"}
+    )
+    assert served.json() == fresh.json()
     assert sum(r.status_code == 200 for r in moves) >= 2 * len(deals)
 
     conn = await connect(live_server.database_url)

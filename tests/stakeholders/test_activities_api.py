@@ -93,16 +93,14 @@ async def _make_stale(app: FastAPI, client: AsyncClient, tenant: Tenant, deal_id
 
 async def _set_touch_kinds(app: FastAPI, tenant: Tenant, kinds: list[str]) -> None:
     async with app.state.sessionmaker() as session, session.begin():
+        bind_tenant(session, tenant.organization_id, Actor())
         settings = await session.scalar(
-            select(Organization.settings)
-            .where(Organization.id == tenant.organization_id)
-            .execution_options(dealbase_unscoped=True)
+            select(Organization.settings).where(Organization.id == tenant.organization_id)
         )
         await session.execute(
             update(Organization)
             .where(Organization.id == tenant.organization_id)
             .values(settings={**(settings or {}), "touch_activity_kinds": kinds})
-            .execution_options(dealbase_unscoped=True)
         )
 
 
