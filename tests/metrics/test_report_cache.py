@@ -3,16 +3,19 @@ changed, recomputed after any counted change, validated with ETags, kept per ten
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import select, update
 
+from app.core.config import Settings
 from app.core.ids import utcnow
 from app.core.tenancy import Actor, bind_tenant
 from app.jobs.service import run_for_all
+from app.main import create_app
 from app.metrics import report_cache
 from app.models import ReportCache
 from tests.factories import Tenant, assert_problem, create_account
@@ -210,3 +213,36 @@ async def test_reports_past_their_retention_are_purged(
     async with app.state.sessionmaker() as session:
         bind_tenant(session, tenant.organization_id, Actor())
         assert len((await session.scalars(select(ReportCache.key))).all()) == 1
+
+
+async def test_reports_compute_with_every_request_connection_taken(
+    settings: Settings, tenant: Tenant
+) -> None:
+    """A report holds its request's connection while its facts run on others: from a pool
+    of their own, so concurrent reports cannot take every connection and wait forever."""
+    app = create_app(
+        settings.model_copy(
+            update={
+                "db_pool_size": 1,
+                "db_max_overflow": 0,
+                "jobs_interval_seconds": 0,
+                "webhook_interval_seconds": 0,
+            }
+        )
+    )
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+            answers = await asyncio.gather(
+                *(
+                    client.get(
+                        SUMMARY,
+                        params={"period": period},
+                        headers=tenant.headers | {"Cache-Control": "no-cache"},
+                    )
+                    for period in ("2026-Q1", "2026-Q2", "2026-Q3")
+                )
+            )
+        assert [r.status_code for r in answers] == [200, 200, 200]
+    finally:
+        await app.state.engine.dispose()
+        await app.state.aggregates_engine.dispose()
