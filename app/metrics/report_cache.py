@@ -11,11 +11,12 @@ stale:
 - a change committed after it raises the generation, so the stored report, tagged with the
   older one, is never served (at worst it is computed in vain).
 
-What counts as a change: flushing a row of any tenant table but the bookkeeping ones
-(``UNCOUNTED_TABLES``: audit, outbox, webhook deliveries, idempotency, API-key use, import
-progress, snapshots, this cache), a Core INSERT/UPDATE/DELETE on such a table, and rows
-written around the ORM (COPY), which their writers count with ``record_change``. A
-rollback counts nothing.
+What counts as a change: flushing the organization's own row or a row of any tenant table
+but the bookkeeping ones (``UNCOUNTED_TABLES``: audit, outbox, webhook deliveries,
+idempotency, API-key use, import progress, snapshots, this cache), a Core
+INSERT/UPDATE/DELETE on such a table, and rows written around the ORM (COPY), which their
+writers count with ``record_change``. A rollback counts nothing. Rows written with SQL
+around the application are not counted (``dealbase rebuild-rollups`` counts a change).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from app.core.ids import utcnow
 from app.core.tenancy import TENANT_KEY, TenantScopeMissing, tenant_id
 from app.metrics.rollups import add_up_statement
-from app.models import ChangeCounter, ReportCache
+from app.models import ChangeCounter, Organization, ReportCache
 from app.models.base import TenantKeyMixin
 
 # Tables no KPI reads: writing them leaves every report as it was.
@@ -80,6 +81,8 @@ def _note_flushed(session: Session, _context: Any) -> None:
     for obj in chain(session.new, session.dirty, session.deleted):
         if isinstance(obj, TenantKeyMixin) and _counted(obj.__tablename__):  # type: ignore[attr-defined]
             record_change(session, obj.organization_id)
+        elif isinstance(obj, Organization):  # its currency and fiscal year shape every KPI
+            record_change(session, obj.id)
 
 
 @event.listens_for(Session, "do_orm_execute")

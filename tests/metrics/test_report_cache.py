@@ -153,6 +153,10 @@ async def test_writes_are_counted_and_bookkeeping_is_not(
     await create_account(client, other_tenant.headers)
     assert await generation(app, tenant) == after_create + 1  # another tenant's change
 
+    currency = await client.patch("/v1/organization", json={"currency": "EUR"}, headers=h)
+    assert currency.status_code == 200, currency.text
+    assert await generation(app, tenant) == after_create + 2  # reports are in EUR now
+
     job = await _import(
         client,
         tenant,
@@ -161,7 +165,7 @@ async def test_writes_are_counted_and_bookkeeping_is_not(
     )
     assert job["status"] == "completed", job
     after_import = await generation(app, tenant)
-    assert after_import > after_create + 1  # leads written with COPY
+    assert after_import > after_create + 2  # leads written with COPY
 
     await run_for_all(app.state.sessionmaker, "follow-ups")
     settled = await generation(app, tenant)
