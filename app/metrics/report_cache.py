@@ -68,7 +68,8 @@ _CHANGED = "changed_organizations"
 
 
 def record_change(session: AsyncSession | Session, organization_id: uuid.UUID) -> None:
-    """Count a change written around the ORM (COPY) when the session commits."""
+    """Count a change of the organization's data when the session commits (writers that
+    go around the ORM, with COPY, call this themselves)."""
     session.info.setdefault(_CHANGED, set()).add(organization_id)
 
 
@@ -89,15 +90,14 @@ def _note_flushed(session: Session, _context: Any) -> None:
 def _note_statement(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
-    if not _counted(state.statement.table.name):  # type: ignore[attr-defined]
+    table_name: str = state.statement.table.name  # type: ignore[attr-defined]
+    if not _counted(table_name):
         return
     organization_id = state.session.info.get(TENANT_KEY)
     if organization_id is None:
         # A system session writing KPI inputs for an organization it does not name:
         # the change could not be counted, and its reports would stay cached.
-        raise TenantScopeMissing(
-            f"write to {state.statement.table.name} on a session bound to no organization"  # type: ignore[attr-defined]
-        )
+        raise TenantScopeMissing(f"write to {table_name} on a session bound to no organization")
     record_change(state.session, organization_id)
 
 
