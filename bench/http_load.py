@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -358,8 +359,9 @@ def measure(volume: Volume, args: argparse.Namespace, logs: Path) -> None:
         ) as floor_pid,
     ):
         for name in SCENARIOS:
-            summary = name.startswith("summary")
-            connections = args.summary_connections if summary else args.connections
+            connections = (
+                args.summary_connections if name.startswith("summary") else args.connections
+            )
             cache_control = "no-cache" if name == "summary_computed" else None
             targets = [("dealbase", dealbase_port, volume.dealbase)]
             if name in CRUD:
@@ -367,27 +369,19 @@ def measure(volume: Volume, args: argparse.Namespace, logs: Path) -> None:
             for who, port, results in targets:
                 if name == "move":
                     asyncio.run(reset_moved_deals(port, files[name], volume.token))
-                # Warm-up: connection pools, statement caches, the data's pages.
-                wrk(
+                load = functools.partial(
+                    wrk,
                     port,
                     files[name],
                     volume.token,
-                    2,
-                    connections,
-                    args.max_requests,
-                    cache_control,
+                    connections=connections,
+                    limit=args.max_requests,
+                    cache_control=cache_control,
                 )
+                load(seconds=2)  # warm-up: connection pools, statement caches, the data's pages
                 if name == "move":
                     asyncio.run(reset_moved_deals(port, files[name], volume.token))
-                result = wrk(
-                    port,
-                    files[name],
-                    volume.token,
-                    args.duration,
-                    connections,
-                    args.max_requests,
-                    cache_control,
-                )
+                result = load(seconds=args.duration)
                 results[name] = result
                 print(
                     f"  {volume.label:5} {name:16} {who:8} {result.rps:8.0f} req/s"

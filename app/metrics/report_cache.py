@@ -25,7 +25,7 @@ import hashlib
 import random
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import chain
 from typing import Any
 
@@ -104,6 +104,8 @@ def _note_statement(state: ORMExecuteState) -> None:
 _COUNT_CHANGE = add_up_statement(ChangeCounter)
 
 
+# Registered after the roll-ups' own before_commit hook (that module is imported above), so
+# the roll-up rows it writes are counted in this same commit.
 @event.listens_for(Session, "before_commit")
 def _count_changes(session: Session) -> None:
     session.flush()  # commit's own flush comes after this hook: count what it would write
@@ -124,9 +126,10 @@ def _discard_changes(session: Session) -> None:
 
 def report_key(parts: Iterable[Any]) -> str:
     """The cache key of a report: a digest of what determines it besides the data (the
-    endpoint, its parsed parameters, today's date). ``parts`` are values with a stable
-    ``repr`` (strings, dates, UUIDs, frozen dataclasses of those)."""
-    return hashlib.sha256(repr(tuple(parts)).encode()).hexdigest()
+    endpoint and its parsed parameters, given as ``parts``: values with a stable ``repr``,
+    such as strings, dates, UUIDs and frozen dataclasses of those) and today's date, which
+    periods and ages are relative to."""
+    return hashlib.sha256(repr((*parts, utcnow().date())).encode()).hexdigest()
 
 
 _GENERATION = select(
@@ -178,8 +181,6 @@ def etag(key: str, generation: int) -> str:
     return '"' + hashlib.sha256(f"{key}:{generation}".encode()).hexdigest()[:32] + '"'
 
 
-async def purge(session: AsyncSession, now: datetime | None = None) -> int:
+async def purge(session: AsyncSession) -> None:
     """Delete the organization's reports computed before the retention period."""
-    cutoff = (now or utcnow()) - RETENTION
-    result = await session.execute(delete(ReportCache).where(ReportCache.computed_at < cutoff))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    await session.execute(delete(ReportCache).where(ReportCache.computed_at < utcnow() - RETENTION))

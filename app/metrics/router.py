@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.deps import IfMatch, PageDep, SessionDep, require, set_etag, sort_query
-from app.core.ids import utcnow
 from app.core.pagination import ListEnvelope
 from app.core.routing import TransactionalReadsRoute
 from app.core.schemas import COMMON_ERRORS, errors
@@ -339,9 +338,9 @@ async def _cached_report(
     key_parts: tuple[Any, ...],
     build: Callable[[], Awaitable[BaseModel]],
 ) -> Response:
-    """The report of ``key_parts`` (plus today's date) from the cache, or built and cached;
-    a 304 when the caller's validator is still current."""
-    key = report_cache.report_key((*key_parts, utcnow().date()))
+    """The report of ``key_parts`` from the cache, or built and cached; a 304 when the
+    caller's validator is still current."""
+    key = report_cache.report_key(key_parts)
     generation, body = await report_cache.lookup(session, key)
     headers = {"ETag": report_cache.etag(key, generation), "Cache-Control": "private, no-cache"}
     if headers["ETag"] in _validators(request.headers.get("if-none-match")):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
@@ -49,10 +48,6 @@ async def summary(client: AsyncClient, tenant: Tenant, **headers: str) -> Respon
 
 def tampered(response: Response) -> bool:
     return response.json() == {"tampered": True}
-
-
-async def won_revenue(client: AsyncClient, tenant: Tenant) -> Any:
-    return (await summary(client, tenant)).json()["metrics"]["revenue"]["inputs"]["won_count"]
 
 
 async def test_a_report_is_served_from_the_cache_until_the_data_changes(
