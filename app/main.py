@@ -28,6 +28,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.migrate import head_revision
 from app.core.problems import install_problem_handlers, problem_response
+from app.core.routing import RouteIndex
 from app.core.schemas import Problem, ProblemError
 from app.jobs.service import run_periodically
 from app.metrics.facts import FACT_CONCURRENCY
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -113,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     add_api_routes(app)
     _add_operational_routes(app)
+    if not settings.opentelemetry:  # its spans take the route's path from Starlette's loop
+        app.router.routes.insert(0, RouteIndex(app.router.routes))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     demo_data: bool = True
     log_level: str = "INFO"
     log_json: bool = True
+    # FastAPI's native OpenTelemetry (spans and metrics per request), for a provider set up
+    # in the process (e.g. by `opentelemetry-instrument`). Off, it costs nothing per request.
+    opentelemetry: bool = False
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # Requests per minute per API key, per worker process; 0 disables the limiter.

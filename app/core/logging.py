@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 import structlog
+
+ACCESS_LOGGER = "dealbase.access"
+ACCESS_FIELDS = ("method", "path", "operation", "status", "duration_ms")
 
 
 def _drop_color_message(
@@ -43,6 +48,12 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
             ],
         )
     )
+    # Nothing we render needs the caller's frame, thread or process, which every record
+    # would otherwise look up (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -52,3 +63,29 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         logger.propagate = True
     # Our access log below carries the request id; uvicorn's would duplicate it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.handlers[:] = []
+    access.propagate = not json_logs
+    if json_logs:
+        access_handler = logging.StreamHandler(sys.stderr)
+        access_handler.setFormatter(AccessJSONFormatter())
+        access.addHandler(access_handler)
+
+
+class AccessJSONFormatter(logging.Formatter):
+    """The access log's line, one per request: the JSON the structlog chain renders for it
+    (same keys, same order), written directly. The chain took ~55 µs a line, ~5 % of a GET."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {"event": record.getMessage()}
+        line.update(structlog.contextvars.get_contextvars())
+        line["level"] = record.levelname.lower()
+        line["logger"] = record.name
+        for field in ACCESS_FIELDS:
+            if field in record.__dict__:
+                line[field] = record.__dict__[field]
+        created = datetime.fromtimestamp(record.created, UTC).replace(tzinfo=None)
+        line["timestamp"] = created.isoformat() + "Z"
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)

@@ -14,8 +14,9 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PayloadTooLarge
+from app.core.logging import ACCESS_LOGGER
 
-access_log = logging.getLogger("dealbase.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUESTS = Counter(
     "dealbase_http_requests_total", "HTTP requests", ["method", "operation", "status"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, false, or_, true
@@ -157,17 +157,17 @@ async def paginate(
     *,
     limit: int,
     cursor: str | None,
-    scalars: bool = True,
+    rows: Literal["entities", "tuples", "columns"] = "entities",
 ) -> tuple[list[Any], str | None]:
     """One page of ``stmt`` and the cursor of the next. ``stmt`` selects one ORM entity
-    (rows are entities), or with ``scalars=False`` several (rows are tuples whose first
-    element carries the sort keys)."""
+    (``entities``: the rows are entities), several (``tuples``: the first of each carries
+    the sort keys), or columns (``columns``: the rows carry the sort keys by name)."""
     if cursor:
         stmt = stmt.where(keyset_condition(keys, decode_cursor(keys, cursor)))
     stmt = stmt.order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
     result = await session.execute(stmt.limit(limit + 1))
-    rows = list(result.scalars().all() if scalars else result.all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(keys, rows[-1] if scalars else rows[-1][0])
+    page = list(result.scalars().all() if rows == "entities" else result.all())
+    if len(page) <= limit:
+        return page, None
+    page = page[:limit]
+    return page, encode_cursor(keys, page[-1][0] if rows == "tuples" else page[-1])

@@ -16,8 +16,8 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.routing import Match
-from starlette.types import Scope
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from app.core import idempotency
 from app.core.deps import authenticate, request_session
@@ -87,6 +87,53 @@ class DealbaseRoute(APIRoute):
                     request.state.db_session = None
 
         return route
+
+
+_INDEXED_ROUTE = "dealbase.indexed_route"
+
+
+def _section(path: str) -> str | None:
+    """A path's first two segments ("/v1/opportunities" of "/v1/opportunities/…")."""
+    parts = path.split("/", 3)
+    return "/".join(parts[:3]) if len(parts) >= 3 and parts[0] == "" else None
+
+
+class RouteIndex(BaseRoute):
+    """The app's first route: it looks a request's route up among those that can match its
+    path's section ("/v1/opportunities"), in their declared order, instead of Starlette
+    trying every route in turn (288: the summary was route 214). A request it does not
+    resolve (a 404, a 405, a path under a root path) falls through to Starlette's loop, so
+    what matches is unchanged.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.by_section: dict[str, list[DealbaseRoute]] = {}
+        for route in routes:
+            if not isinstance(route, DealbaseRoute):
+                continue
+            section = _section(route.literal_prefix)
+            # A prefix that ends within its section ("/v1/acc") does not fix the section.
+            if section is None or not (
+                route.literal_prefix == route.path or route.literal_prefix.startswith(section + "/")
+            ):
+                raise ValueError(f"{route.path}: its section is a parameter")
+            self.by_section.setdefault(section, []).append(route)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope.get("root_path"):
+            return Match.NONE, {}
+        for route in self.by_section.get(_section(scope["path"]) or "", ()):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                child_scope[_INDEXED_ROUTE] = route
+                return match, child_scope
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope[_INDEXED_ROUTE].handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
 
 
 class TransactionalReadsRoute(DealbaseRoute):

@@ -579,7 +579,7 @@ async def list_adjustments(
         stmt = stmt.where(ForecastAdjustment.category == category)
     keys = parse_sort(sort, ADJUSTMENT_SORT, default="-created_at", id_column=ForecastAdjustment.id)
     rows, next_cursor = await paginate(
-        session, stmt, keys, limit=limit, cursor=cursor, scalars=False
+        session, stmt, keys, limit=limit, cursor=cursor, rows="tuples"
     )
     return [adjustment_view(a, author) for a, author in rows], next_cursor
 

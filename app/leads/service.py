@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, inspect, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
@@ -92,11 +93,13 @@ def to_rule(rule: LeadScoringRule) -> scoring.Rule:
     )
 
 
+@functools.cache
+def _active_rules() -> Any:
+    return select(LeadScoringRule).where(LeadScoringRule.active).order_by(LeadScoringRule.name)
+
+
 async def active_rules(session: AsyncSession) -> list[scoring.Rule]:
-    rows = await session.scalars(
-        select(LeadScoringRule).where(LeadScoringRule.active).order_by(LeadScoringRule.name)
-    )
-    return [to_rule(r) for r in rows]
+    return [to_rule(r) for r in await session.scalars(_active_rules())]
 
 
 def lead_signals(lead: Lead) -> ColumnElement[bool]:
@@ -281,15 +284,25 @@ async def get_lead_or_invalid(session: AsyncSession, lead_id: uuid.UUID) -> Lead
     return lead
 
 
+@functools.cache
+def _open_lead_with_email(excepting_one: bool) -> Any:
+    stmt = select(Lead.id).where(
+        Lead.email == bindparam("email"), Lead.status.in_(lifecycle.OPEN_STATUSES)
+    )
+    if excepting_one:
+        stmt = stmt.where(Lead.id != bindparam("except_id"))
+    return stmt.limit(1)
+
+
 async def _check_duplicate(
     session: AsyncSession, email: str | None, except_id: uuid.UUID | None = None
 ) -> None:
     if email is None:
         return
-    stmt = select(Lead.id).where(Lead.email == email, Lead.status.in_(lifecycle.OPEN_STATUSES))
-    if except_id is not None:
-        stmt = stmt.where(Lead.id != except_id)
-    if (existing := await session.scalar(stmt.limit(1))) is not None:
+    existing = await session.scalar(
+        _open_lead_with_email(except_id is not None), {"email": email, "except_id": except_id}
+    )
+    if existing is not None:
         raise Conflict(
             f"An open lead with the e-mail {email!r} exists; pass allow_duplicate=true to "
             "create another",

@@ -6,12 +6,13 @@ always with an explicit ``now`` so that time is controllable."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -506,16 +507,19 @@ async def run(
     return totals
 
 
+@functools.cache
+def _active_programs() -> Any:
+    return select(NurtureProgram).where(
+        NurtureProgram.is_active, NurtureProgram.target == bindparam("target")
+    )
+
+
 async def on_change(
     session: AsyncSession, target: str, record_id: uuid.UUID, now: datetime | None = None
 ) -> None:
     """A lead, deal or account changed: enroll it where it now matches, let it go where
     it no longer does (due steps are left to the runner)."""
-    programs = list(
-        await session.scalars(
-            select(NurtureProgram).where(NurtureProgram.is_active, NurtureProgram.target == target)
-        )
-    )
+    programs = list(await session.scalars(_active_programs(), {"target": target}))
     if not programs:
         return
     await session.flush()  # the change itself must be visible to the rules

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
@@ -108,6 +108,55 @@ def _by_id() -> Any:
     return _with_stage().where(Opportunity.id == bindparam("opportunity_id"))
 
 
+@functools.cache
+def _as_shown() -> Any:
+    """The deal as the API shows it (``OpportunityOut``'s fields), one row of columns: reads
+    build no ORM objects, which a list page of 50 built 100 of and then copied field by
+    field into its response models (~30 % of its CPU)."""
+    o, s = Opportunity, PipelineStage
+    owner_decides = and_(o.forecast_category_override.is_not(None), s.kind == "open")
+    return select(
+        o.id,
+        o.created_at,
+        o.updated_at,
+        o.version,
+        o.account_id,
+        o.name,
+        o.owner_id,
+        o.pipeline_id,
+        s.key.label("stage"),
+        s.id.label("stage_id"),
+        s.kind.label("stage_kind"),
+        s.probability,
+        o.amount,
+        o.currency,
+        o.close_date,
+        o.type,
+        o.source,
+        o.lead_id,
+        o.partner_id,
+        o.competitors,
+        o.next_step,
+        _category_sql().label("forecast_category"),
+        case((owner_decides, "owner"), else_="stage").label("forecast_category_source"),
+        o.won_reason_code,  # the router nests the reasons
+        o.won_reason_text,
+        o.lost_reason_code,
+        o.lost_reason_text,
+        o.custom_fields,
+        o.stage_entered_at,
+        o.closed_at,
+        o.last_touch_at,
+        o.is_stale,
+        o.stale_since,
+    ).join(s, and_(s.organization_id == o.organization_id, s.id == o.stage_id))
+
+
+@functools.cache
+def _shown_by_id() -> Any:
+    return _as_shown().where(Opportunity.id == bindparam("opportunity_id"))
+
+
 def _category_sql() -> Any:
     """SQL twin of ``stages.forecast_category``: the owner's override counts on open deals."""
     return case(
@@ -130,8 +179,9 @@ async def list_opportunities(
     sort: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[OpportunityView], str | None]:
-    stmt = _with_stage()
+) -> tuple[list[Row[Any]], str | None]:
+    """A page of deals as the API shows them (``_as_shown``)."""
+    stmt = _as_shown()
     for column, value in (
         (Opportunity.pipeline_id, filters.pipeline_id),
         (Opportunity.owner_id, filters.owner_id),
@@ -162,10 +212,15 @@ async def list_opportunities(
     if filters.updated_since is not None:
         stmt = stmt.where(Opportunity.updated_at >= filters.updated_since)
     keys = parse_sort(sort, SORTABLE, default="-created_at", id_column=Opportunity.id)
-    rows, next_cursor = await paginate(
-        session, stmt, keys, limit=limit, cursor=cursor, scalars=False
-    )
-    return [OpportunityView(o, s) for o, s in rows], next_cursor
+    return await paginate(session, stmt, keys, limit=limit, cursor=cursor, rows="columns")
+
+
+async def read_opportunity(session: AsyncSession, opportunity_id: uuid.UUID) -> Row[Any]:
+    """The deal as the API shows it (``_as_shown``), or 404."""
+    row = (await session.execute(_shown_by_id(), {"opportunity_id": opportunity_id})).first()
+    if row is None:
+        raise NotFound(RESOURCE)
+    return row
 
 
 async def get_opportunity(

@@ -3,6 +3,7 @@ round-robin within), and realignment (preview or apply, set-based in SQL)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,13 @@ def to_rule(territory: Territory) -> rules.TerritoryRule:
     )
 
 
+@functools.cache
+def _territories_in_order() -> Any:
+    return select(Territory).order_by(Territory.priority, Territory.name, Territory.id)
+
+
 async def list_territories(session: AsyncSession) -> list[Territory]:
-    return list(
-        await session.scalars(
-            select(Territory).order_by(Territory.priority, Territory.name, Territory.id)
-        )
-    )
+    return list(await session.scalars(_territories_in_order()))
 
 
 async def get_territory(

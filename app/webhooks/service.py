@@ -253,7 +253,7 @@ async def list_deliveries(
     if event_id is not None:
         stmt = stmt.where(WebhookDelivery.event_id == event_id)
     rows, next_cursor = await paginate(
-        session, stmt, keys, limit=limit, cursor=cursor, scalars=False
+        session, stmt, keys, limit=limit, cursor=cursor, rows="tuples"
     )
     return await _views(session, [(d, t) for d, t in rows]), next_cursor
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core.config import Settings
+from app.core.logging import configure_logging
 from app.core.migrate import head_revision
 from app.core.problems import _is_unavailable
 from app.main import create_app
@@ -175,3 +179,41 @@ def test_database_unavailable_is_told_from_a_bug_by_sqlstate() -> None:
     # A deadlock, a constraint, a syntax error: bugs (500), not outages.
     for sqlstate in ("40P01", "23505", "42601"):
         assert not _is_unavailable(wrapped(sqlstate)), sqlstate
+
+
+async def test_access_log_is_one_json_line_per_request(
+    client: AsyncClient, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", json_logs=True)  # as `serve` runs; the tests log as text
+    try:
+        response = await client.get(
+            "/v1/accounts", headers={**tenant.headers, "X-Request-ID": "access-1"}
+        )
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging("WARNING", json_logs=False)
+    assert response.status_code == 200
+    [line] = [entry for entry in lines if entry.get("logger") == "dealbase.access"]
+    assert list(line) == [
+        "event",
+        "request_id",
+        "level",
+        "logger",
+        "method",
+        "path",
+        "operation",
+        "status",
+        "duration_ms",
+        "timestamp",
+    ]
+    assert line["event"] == "request"
+    assert line["request_id"] == "access-1"
+    assert line["level"] == "info"
+    assert (line["method"], line["path"], line["operation"], line["status"]) == (
+        "GET",
+        "/v1/accounts",
+        "accounts-list",
+        200,
+    )
+    assert line["duration_ms"] > 0
+    assert datetime.fromisoformat(line["timestamp"]).tzinfo == UTC

@@ -693,3 +693,50 @@ async def test_other_tenant_gets_404_everywhere(
         },
     )
     assert_problem(cross, 404)
+
+
+async def test_reads_show_a_deal_as_its_writes_return_it(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    """GET and the list read columns (no ORM objects); every write answers from the ORM
+    object. Both must give the same representation, field for field."""
+    h = tenant.headers
+    pipeline = await _pipeline(client, tenant)
+    owner_set = await _deal(
+        client, tenant, pipeline_id=pipeline["id"], amount="1200.50", close_date="2026-12-01"
+    )
+    overridden = await client.patch(
+        f"/v1/opportunities/{owner_set['id']}",
+        json={"forecast_category": "commit", "next_step": "Call the CFO"},
+        headers=h,
+    )
+    assert overridden.json()["forecast_category_source"] == "owner"
+    won = await _move(
+        client,
+        tenant,
+        await _deal(client, tenant, pipeline_id=pipeline["id"], amount="10"),
+        "won",
+        won_reason={"code": "price", "text": "best offer"},
+    )
+    lost = await _move(
+        client,
+        tenant,
+        await _deal(client, tenant, pipeline_id=pipeline["id"]),
+        "lost",
+        lost_reason={"code": "lost_to_competitor", "text": "cheaper"},
+        competitor="RivalSoft",
+    )
+    plain = await client.post(
+        "/v1/opportunities",
+        json={"name": "Plain", "account_id": owner_set["account_id"]},
+        headers=h,
+    )
+    written = [r.json() for r in (overridden, won, lost, plain)]
+    assert all(r.status_code in (200, 201) for r in (overridden, won, lost, plain))
+    listed = (await client.get("/v1/opportunities?limit=200", headers=h)).json()["data"]
+    by_id = {deal["id"]: deal for deal in listed}
+    for deal in written:
+        got = await client.get(f"/v1/opportunities/{deal['id']}", headers=h)
+        assert got.json() == deal
+        assert got.headers["etag"] == f'"{deal["version"]}"'
+        assert by_id[deal["id"]] == deal
