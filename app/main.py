@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -78,6 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     deadline=settings.webhook_timeout_seconds,
                 )
             )
+        # Everything built so far (routes, models, schemas, compiled statements) lives as
+        # long as the process: leave it out of the collector's full passes, which walked it
+        # all and stalled requests for 100-250 ms (GET p99 at 16 connections).
+        gc.collect()
+        gc.freeze()
         yield
         if jobs is not None:
             jobs.cancel()
