@@ -80,9 +80,7 @@ def out(view: service.OpportunityView) -> OpportunityOut:
         competitors=o.competitors,
         next_step=o.next_step,
         forecast_category=service.effective_category(view.opportunity, stage),
-        forecast_category_source=(
-            "owner" if o.forecast_category_override and stage.kind == "open" else "stage"
-        ),
+        forecast_category_source=service.category_source(view.opportunity, stage),
         won_reason=ReasonOut(code=o.won_reason_code, text=o.won_reason_text)
         if o.won_reason_code
         else None,

@@ -172,6 +172,12 @@ def effective_category(opportunity: Opportunity, stage: PipelineStage) -> str:
     return rules.forecast_category(stage, opportunity.forecast_category_override)
 
 
+def category_source(opportunity: Opportunity, stage: PipelineStage) -> str:
+    """Who decided the category: the owner (an override on an open deal) or the stage.
+    ``_as_shown`` holds its SQL twin."""
+    return "owner" if opportunity.forecast_category_override and stage.kind == "open" else "stage"
+
+
 async def list_opportunities(
     session: AsyncSession,
     filters: OpportunityFilters,
