@@ -11,7 +11,11 @@ starts on loopback, side by side on that database:
 
 and drives each with wrk (a C load generator: `apt-get install wrk`) through
 `bench/requests.lua`, each scenario bounded in time (--duration) and in count
-(--max-requests), after a short warm-up:
+(--max-requests), after a short warm-up. Where the floor does the same (get, list,
+list_deep, create), the two alternate for --rounds rounds (dealbase first, then the floor
+first, …): this host's speed drifts by ±25 % within minutes, and one run of each, one after
+the other, compared the drift as much as the servers. The ratio reported is the median of
+the rounds' ratios, with their range.
 
     get        GET /v1/opportunities/{id} (1,000 random deals, cycled)
     list       GET /v1/opportunities?limit=50 (first page)
@@ -30,7 +34,7 @@ the small volume to the large one.
 
     .venv/bin/python bench/http_load.py                       # seeds scale 2 and 200 (~25 min)
     .venv/bin/python bench/http_load.py --large-url postgresql://…/dealbase_bench_…  # reuse
-    .venv/bin/python bench/http_load.py --skip-large --duration 5   # quick look
+    .venv/bin/python bench/http_load.py --skip-large --rounds 1    # quick look
 """
 
 from __future__ import annotations
@@ -39,13 +43,13 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import functools
 import json
 import os
 import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +89,17 @@ class Result:
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @classmethod
+    def of_rounds(cls, rounds: list[Result]) -> Result:
+        """Throughput over all rounds; the median round's p50 and p99."""
+        return cls(
+            requests=sum(r.requests for r in rounds),
+            seconds=sum(r.seconds for r in rounds),
+            p50_ms=statistics.median(r.p50_ms for r in rounds),
+            p99_ms=statistics.median(r.p99_ms for r in rounds),
+            failed=sum(r.failed for r in rounds),
+        )
+
 
 @dataclass
 class Volume:
@@ -94,6 +109,8 @@ class Volume:
     opportunities: int = 0
     dealbase: dict[str, Result] = field(default_factory=dict)
     floor: dict[str, Result] = field(default_factory=dict)
+    # Per scenario, each round's dealbase req/s over the floor's.
+    ratios: dict[str, list[float]] = field(default_factory=dict)
     rss_mib: dict[str, float] = field(default_factory=dict)
 
 
@@ -358,38 +375,57 @@ def measure(volume: Volume, args: argparse.Namespace, logs: Path) -> None:
             floor_port,
         ) as floor_pid,
     ):
-        for name in SCENARIOS:
-            connections = (
-                args.summary_connections if name.startswith("summary") else args.connections
-            )
-            cache_control = "no-cache" if name == "summary_computed" else None
-            targets = [("dealbase", dealbase_port, volume.dealbase)]
+        for name in args.scenarios:
+            ports = {"dealbase": dealbase_port}
             if name in CRUD:
-                targets.append(("floor", floor_port, volume.floor))
-            for who, port, results in targets:
-                if name == "move":
-                    asyncio.run(reset_moved_deals(port, files[name], volume.token))
-                load = functools.partial(
-                    wrk,
-                    port,
-                    files[name],
-                    volume.token,
-                    connections=connections,
-                    limit=args.max_requests,
-                    cache_control=cache_control,
-                )
-                load(seconds=2)  # warm-up: connection pools, statement caches, the data's pages
-                if name == "move":
-                    asyncio.run(reset_moved_deals(port, files[name], volume.token))
-                result = load(seconds=args.duration)
-                results[name] = result
-                print(
-                    f"  {volume.label:5} {name:16} {who:8} {result.rps:8.0f} req/s"
-                    f"  p50 {result.p50_ms:8.1f} ms  p99 {result.p99_ms:8.1f} ms"
-                    f"  ({result.requests} requests, {result.failed} failed)",
-                    flush=True,
-                )
+                ports["floor"] = floor_port
+            measure_scenario(volume, name, ports, files[name], args)
         volume.rss_mib = {"dealbase": rss_mib(dealbase_pid), "floor": rss_mib(floor_pid)}
+
+
+def measure_scenario(
+    volume: Volume,
+    name: str,
+    ports: dict[str, int],
+    requests_file: Path,
+    args: argparse.Namespace,
+) -> None:
+    """Warm each server up, then run the scenario on each in alternating rounds."""
+    connections = args.summary_connections if name.startswith("summary") else args.connections
+
+    def run(who: str, seconds: float) -> Result:
+        if name == "move":
+            asyncio.run(reset_moved_deals(ports[who], requests_file, volume.token))
+        return wrk(
+            ports[who],
+            requests_file,
+            volume.token,
+            seconds=seconds,
+            connections=connections,
+            limit=args.max_requests,
+            cache_control="no-cache" if name == "summary_computed" else None,
+        )
+
+    for who in ports:
+        run(who, 2)  # warm-up: connection pools, statement caches, the data's pages
+    rounds: dict[str, list[Result]] = {who: [] for who in ports}
+    for index in range(args.rounds if len(ports) > 1 else 1):
+        for who in list(ports)[:: 1 if index % 2 == 0 else -1]:
+            result = run(who, args.duration)
+            rounds[who].append(result)
+            print(
+                f"  {volume.label:5} {name:16} {who:8} {result.rps:8.0f} req/s"
+                f"  p50 {result.p50_ms:8.1f} ms  p99 {result.p99_ms:8.1f} ms"
+                f"  ({result.requests} requests, {result.failed} failed)",
+                flush=True,
+            )
+    volume.dealbase[name] = Result.of_rounds(rounds["dealbase"])
+    if "floor" in rounds:
+        volume.floor[name] = Result.of_rounds(rounds["floor"])
+        volume.ratios[name] = [
+            ours.rps / floor.rps
+            for ours, floor in zip(rounds["dealbase"], rounds["floor"], strict=True)
+        ]
 
 
 async def reset_moved_deals(port: int, requests_file: Path, token: str) -> None:
@@ -424,7 +460,8 @@ def report(volumes: list[Volume], args: argparse.Namespace) -> None:
         f"Machine: {os.cpu_count()} CPUs, {platform.platform()},"
         f" Python {platform.python_version()};"
         f" wrk -t1 -c{args.connections} ({args.summary_connections} for summary),"
-        f" {args.duration:g} s per scenario after a 2 s warm-up"
+        f" {args.duration:g} s per run after a 2 s warm-up; {args.rounds} alternating rounds"
+        " of dealbase and the floor where both serve the scenario"
     )
     for volume in volumes:
         print()
@@ -432,17 +469,18 @@ def report(volumes: list[Volume], args: argparse.Namespace) -> None:
         print()
         print(
             "| scenario | dealbase req/s | p50 ms | p99 ms | floor req/s | p50 ms | p99 ms "
-            "| throughput ratio | failed |"
+            "| throughput ratio: median (range) of the rounds | failed |"
         )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, ours in volume.dealbase.items():
             floor = volume.floor.get(name)
+            ratios = volume.ratios.get(name, [])
             cells = (
                 [
                     f"{floor.rps:,.0f}",
                     f"{floor.p50_ms:.1f}",
                     f"{floor.p99_ms:.1f}",
-                    f"{ours.rps / floor.rps:.2f}×",
+                    f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})",
                 ]
                 if floor
                 else ["", "", "", ""]
@@ -462,6 +500,8 @@ def report(volumes: list[Volume], args: argparse.Namespace) -> None:
         print()
         print(f"p50 from {small.opportunities:,} to {large.opportunities:,} opportunities:")
         for name in ("list", "list_deep", "summary", "summary_computed"):
+            if name not in args.scenarios:
+                continue
             a, b = small.dealbase[name].p50_ms, large.dealbase[name].p50_ms
             print(f"  {name:16} {a:8.1f} ms → {b:8.1f} ms  ({b / a:.2f}×)")
 
@@ -473,11 +513,27 @@ def main() -> None:
     parser.add_argument("--small-url", help="reuse a database seeded by seed-demo")
     parser.add_argument("--large-url", help="reuse a database seeded by seed-demo")
     parser.add_argument("--skip-large", action="store_true")
-    parser.add_argument("--duration", type=float, default=10, help="seconds per scenario")
+    parser.add_argument(
+        "--duration", type=float, default=5, help="seconds per scenario (per round)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of dealbase and the floor per scenario they share",
+    )
     parser.add_argument("--max-requests", type=int, default=50_000, help="per scenario")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--summary-connections", type=int, default=2)
+    parser.add_argument(
+        "--scenarios",
+        type=lambda names: tuple(names.split(",")),
+        default=SCENARIOS,
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (a quick A/B look)",
+    )
     args = parser.parse_args()
+    if unknown := set(args.scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk (or brew install wrk)")
 

@@ -61,8 +61,9 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # Our access log below carries the request id; uvicorn's would duplicate it.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Our access log below carries the request id; uvicorn's would duplicate it. Left with
+    # no handler to reach, uvicorn does not even build its line (it checks hasHandlers()).
+    logging.getLogger("uvicorn.access").propagate = False
     access = logging.getLogger(ACCESS_LOGGER)
     access.handlers[:] = []
     access.propagate = not json_logs

@@ -31,6 +31,14 @@ LATENCY = Histogram(
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def _header(scope: Scope, name: bytes) -> bytes:
+    """The first value of a (lower-case) header, or b"" (ASGI servers lower-case names)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return b""
+
+
 class RequestContextMiddleware:
     """Gives every request an id (the caller's X-Request-ID if sane), echoes it, logs and
     measures the request."""
@@ -42,7 +50,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        incoming = _header(scope, b"x-request-id").decode("latin-1")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -97,8 +105,8 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         max_bytes = self.larger.get(scope["path"], self.default_max_bytes)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
+        length = _header(scope, b"content-length")
+        if length.isdigit() and int(length) > max_bytes:
             await self._reject(scope, send, max_bytes)
             return
         # Read the body (at most max_bytes; the app would buffer it anyway) before the app

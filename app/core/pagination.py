@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,12 +19,13 @@ from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, false, or_, true
+from sqlalchemy import Select, and_, bindparam, false, or_, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.errors import BadRequest
+from app.core.tenancy import scoped_rows
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -141,6 +143,8 @@ def _from(key: SortKey, value: Any) -> ColumnElement[bool]:
 
 
 def keyset_condition(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows after the cursor's ``values`` in the order of ``keys`` (a value may also be a
+    bound parameter)."""
     clauses: list[ColumnElement[bool]] = []
     for i, key in enumerate(keys):
         prefix = [_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)]
@@ -148,6 +152,32 @@ def keyset_condition(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnEl
     if not clauses:
         return true()
     return and_(_from(keys[0], values[0]), or_(*clauses))
+
+
+@functools.lru_cache(maxsize=512)
+def _keyset_template(keys: tuple[SortKey, ...], nulls: tuple[bool, ...]) -> ColumnElement[bool]:
+    """``keyset_condition`` with bound parameters ``keyset_<i>`` for the non-null values,
+    built once per sort order: building the expression per request was ~10 % of a deep
+    page's CPU. (Which values are null changes the condition's shape, so it is part of the
+    cache key.)"""
+    placeholders = [
+        None if null else bindparam(f"keyset_{i}", type_=key.column.type)
+        for i, (key, null) in enumerate(zip(keys, nulls, strict=True))
+    ]
+    return keyset_condition(keys, placeholders)
+
+
+def cursor_condition(
+    keys: tuple[SortKey, ...], values: Sequence[Any]
+) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """``keyset_condition`` for a decoded cursor as a cached template and its parameters."""
+    condition = _keyset_template(keys, tuple(v is None for v in values))
+    return condition, {f"keyset_{i}": v for i, v in enumerate(values) if v is not None}
+
+
+@functools.lru_cache(maxsize=512)
+def _ordering(keys: tuple[SortKey, ...]) -> tuple[ColumnElement[Any], ...]:
+    return tuple(k.column.desc() if k.descending else k.column.asc() for k in keys)
 
 
 async def paginate(
@@ -161,11 +191,21 @@ async def paginate(
 ) -> tuple[list[Any], str | None]:
     """One page of ``stmt`` and the cursor of the next. ``stmt`` selects one ORM entity
     (``entities``: the rows are entities), several (``tuples``: the first of each carries
-    the sort keys), or columns (``columns``: the rows carry the sort keys by name)."""
+    the sort keys), or mapped columns (``columns``: plain rows, from ``scoped_rows``, that
+    carry the sort keys by name).
+
+    ``keys`` must be built from mapped attributes (``parse_sort``), which live as long as
+    the process: their conditions are cached."""
+    keys = tuple(keys)
+    params: dict[str, Any] = {}
     if cursor:
-        stmt = stmt.where(keyset_condition(keys, decode_cursor(keys, cursor)))
-    stmt = stmt.order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
-    result = await session.execute(stmt.limit(limit + 1))
+        condition, params = cursor_condition(keys, decode_cursor(keys, cursor))
+        stmt = stmt.where(condition)
+    stmt = stmt.order_by(*_ordering(keys)).limit(limit + 1)
+    if rows == "columns":
+        result = await scoped_rows(session, stmt, params)
+    else:
+        result = await session.execute(stmt, params)
     page = list(result.scalars().all() if rows == "entities" else result.all())
     if len(page) <= limit:
         return page, None

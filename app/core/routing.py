@@ -143,6 +143,8 @@ class TransactionalReadsRoute(DealbaseRoute):
 
 
 def _refuse_undeclared(request: Request, declared: set[str]) -> None:
+    if not request.scope["query_string"]:
+        return
     hostile = sorted(
         {name for name, value in request.query_params.multi_items() if "\x00" in name + value}
     )

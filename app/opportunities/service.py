@@ -23,7 +23,7 @@ from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import ensure_active_user
-from app.core.tenancy import actor_of, tenant_id
+from app.core.tenancy import actor_of, scoped_rows, tenant_id
 from app.metrics import rollups
 from app.models import (
     Account,
@@ -223,7 +223,7 @@ async def list_opportunities(
 
 async def read_opportunity(session: AsyncSession, opportunity_id: uuid.UUID) -> Row[Any]:
     """The deal as the API shows it (``_as_shown``), or 404."""
-    row = (await session.execute(_shown_by_id(), {"opportunity_id": opportunity_id})).first()
+    row = (await scoped_rows(session, _shown_by_id(), {"opportunity_id": opportunity_id})).first()
     if row is None:
         raise NotFound(RESOURCE)
     return row

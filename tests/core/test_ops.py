@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -191,6 +192,8 @@ async def test_access_log_is_one_json_line_per_request(
             "/v1/accounts", headers={**tenant.headers, "X-Request-ID": "access-1"}
         )
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        # uvicorn's own access line would repeat ours; with no handler it is not even built.
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
     finally:
         configure_logging("WARNING", json_logs=False)
     assert response.status_code == 200

@@ -12,7 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql
 
-from app.core.pagination import decode_cursor, encode_cursor, keyset_condition, parse_sort
+from app.core.pagination import cursor_condition, decode_cursor, encode_cursor, parse_sort
 from app.models import Account
 from tests.factories import Tenant, assert_problem, create_account
 
@@ -161,13 +161,16 @@ async def test_a_cursor_page_starts_its_index_scan_at_the_cursor(app: FastAPI) -
         id_column=Account.id,
     )
     last = SimpleNamespace(created_at=datetime(2026, 1, 2, tzinfo=UTC), id=uuid.uuid4())
-    cursor_values = decode_cursor(keys, encode_cursor(keys, last))
+    condition, params = cursor_condition(
+        tuple(keys), decode_cursor(keys, encode_cursor(keys, last))
+    )
     stmt = (
         select(Account.id)
         .where(Account.organization_id == uuid.uuid4())
-        .where(keyset_condition(keys, cursor_values))
+        .where(condition)
         .order_by(Account.created_at.desc(), Account.id.desc())
         .limit(51)
+        .params(params)
     )
     compiled = stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     async with app.state.engine.connect() as conn:

@@ -126,3 +126,30 @@ async def test_a_statement_built_once_is_scoped_by_each_sessions_tenant(
         assert (await session.scalars(names)).all() == ["A1"]
         bind_tenant(session, other_tenant.organization_id, Actor())
         assert (await session.scalars(names)).all() == ["B1 (renamed)"]
+
+
+async def test_rows_read_by_columns_are_scoped_like_orm_statements(
+    app: FastAPI, client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """``scoped_rows`` (column read models, e.g. GET of a deal) applies the same criteria:
+    the session's organization only, soft-deleted rows hidden; a Core table select, which
+    the criteria cannot reach, is refused."""
+    from app.core.tenancy import Actor, bind_tenant, scoped_rows
+
+    await create_account(client, tenant.headers, name="A1")
+    gone = await create_account(client, tenant.headers, name="A2")
+    await create_account(client, other_tenant.headers, name="B1")
+    assert (
+        await client.delete(f"/v1/accounts/{gone['id']}", headers=tenant.headers)
+    ).status_code == 204
+    names = select(Account.name, Account.id).order_by(Account.name)
+    async with app.state.read_sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        assert [row.name for row in await scoped_rows(session, names)] == ["A1"]
+        bind_tenant(session, other_tenant.organization_id, Actor())
+        assert [row.name for row in await scoped_rows(session, names)] == ["B1"]
+        with pytest.raises(TenantScopeMissing):
+            await scoped_rows(session, select(Account.__table__.c.name))
+    async with app.state.read_sessionmaker() as session:
+        with pytest.raises(TenantScopeMissing):
+            await scoped_rows(session, names)
