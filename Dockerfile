@@ -10,10 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /srv/dealbase
 RUN useradd --system --create-home --home-dir /home/dealbase dealbase
 
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-RUN pip install --upgrade pip && pip install -e .
+RUN pip install --upgrade pip && pip install -c constraints.txt -e .
 
 USER dealbase
 EXPOSE 8000

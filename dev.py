@@ -5,8 +5,8 @@
     python3 dev.py test    # install, lint (ruff), type-check (mypy), run the whole test suite
     python3 dev.py fuzz    # install, contract-fuzz every operation far harder than `test` does
 
-All create ./.venv on first use and reinstall only when pyproject.toml changes. Extra
-arguments go to `dealbase serve` or to pytest respectively.
+All create ./.venv on first use and reinstall only when pyproject.toml or constraints.txt
+changes. Extra arguments go to `dealbase serve` or to pytest respectively.
 """
 
 from __future__ import annotations
@@ -31,13 +31,18 @@ def ensure_installed() -> None:
     if not (BIN / "python").exists():
         print("Creating .venv …", file=sys.stderr)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    ).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     print("Installing dealbase and its dependencies into .venv …", file=sys.stderr)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
+    # Within the versions the suite last passed with (constraints.txt says why).
+    subprocess.run(
+        [*pip, "install", "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True
+    )
     STAMP.write_text(wanted)
 
 
