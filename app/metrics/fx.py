@@ -2,16 +2,21 @@
 
 The same rule as ``service.rate_on`` — the latest rate of the pair on or before the day,
 else the inverse of the latest reverse rate, 1 for the corporate currency itself — but as
-range joins, so a query converts thousands of rows with one hash join instead of a
-lookup per row. Each rate is valid from its date until the pair's next rate (``valid_to``
-exclusive, NULL for the latest).
+hash joins on (currency, day), so a query converts thousands of rows without a lookup per
+row. Each rate is valid from its date until the pair's next rate; the days of every closed
+range are listed one by one (``fx_*_days``: as many rows per currency as days from its
+first rate to its latest), and the latest rate, open-ended, is joined on its currency alone.
+
+A range join (``valid_from <= day < valid_to``) would hash on the currency only and test
+every rate of the currency against every row: with a rate a day, the summary at 1M deals
+took 1.4 s instead of 0.55 s, revenue by rep 2.1 s instead of 0.5 s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Select, and_, case, func, literal, or_, select
+from sqlalchemy import CTE, ColumnElement, Select, and_, case, func, literal, select
 from sqlalchemy.orm import QueryableAttribute
 
 from app.models import ExchangeRate
@@ -36,14 +41,10 @@ class Converter:
             literal(1) / ExchangeRate.rate,
             "fx_reverse",
         )
+        self._direct_days = self._days(self._direct, "fx_direct_days")
+        self._reverse_days = self._days(self._reverse, "fx_reverse_days")
 
-    def _ranges(
-        self,
-        currency: Expr,
-        quoted_in: Expr,
-        rate: Expr,
-        name: str,
-    ) -> CTE:
+    def _ranges(self, currency: Expr, quoted_in: Expr, rate: Expr, name: str) -> CTE:
         return (
             select(
                 currency.label("currency"),
@@ -59,24 +60,45 @@ class Converter:
             .prefix_with("MATERIALIZED")
         )
 
+    @staticmethod
+    def _days(ranges: CTE, name: str) -> CTE:
+        """One row per day of every closed range. Recursive rather than generate_series:
+        the planner takes a set-returning function for 1,000 rows a call (1.5M days for
+        1,500 rates) and then sorts the deals for merge joins instead of hashing the few
+        real days; a recursive query it takes for ten times its first step."""
+        days = (
+            select(ranges.c.currency, ranges.c.valid_from.label("day"), ranges.c.valid_to)
+            .add_columns(ranges.c.rate)
+            .where(ranges.c.valid_to.is_not(None))
+            .cte(name, recursive=True)
+        )
+        following = days.c.day + 1
+        return days.union_all(
+            select(days.c.currency, following, days.c.valid_to, days.c.rate).where(
+                following < days.c.valid_to
+            )
+        )
+
     def join_rate(
         self, stmt: Select[Any], currency: Expr, day: Expr
     ) -> tuple[Select[Any], ColumnElement[Any]]:
         """``stmt`` with the rate joins added, and the rate expression: NULL when no rate
         of the currency is known on that day (the caller counts those as unconverted)."""
-        direct = self._direct.alias()
-        reverse = self._reverse.alias()
-
-        def valid(ranges: Any) -> ColumnElement[bool]:
-            return and_(
-                ranges.c.currency == currency,
-                ranges.c.valid_from <= day,
-                or_(ranges.c.valid_to.is_(None), day < ranges.c.valid_to),
+        rates = []
+        pairs = ((self._direct, self._direct_days), (self._reverse, self._reverse_days))
+        for ranges, days in pairs:
+            on_day, latest = days.alias(), ranges.alias()
+            stmt = stmt.outerjoin(
+                on_day, and_(on_day.c.currency == currency, on_day.c.day == day)
+            ).outerjoin(
+                latest,
+                and_(
+                    latest.c.currency == currency,
+                    latest.c.valid_to.is_(None),
+                    latest.c.valid_from <= day,
+                ),
             )
-
-        stmt = stmt.outerjoin(direct, valid(direct)).outerjoin(reverse, valid(reverse))
-        rate = case(
-            (currency == self.corporate, literal(1)),
-            else_=func.coalesce(direct.c.rate, reverse.c.rate),
-        )
+            # A day has a row in the closed ranges or falls in the latest one, not both.
+            rates += [on_day.c.rate, latest.c.rate]
+        rate = case((currency == self.corporate, literal(1)), else_=func.coalesce(*rates))
         return stmt, rate

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import Date, cast, literal, select, union_all
+from sqlalchemy import Date, Numeric, cast, func, literal, select, union_all
 
 from app.core.tenancy import Actor, bind_tenant
+from app.metrics.facts import FactContext, MetricFilters
 from app.metrics.fx import Converter
 from app.metrics.service import rate_on
 from tests.factories import Tenant, create
@@ -27,6 +28,7 @@ async def test_sql_conversion_matches_rate_on_and_is_tenant_scoped(
     await _rate(client, tenant, "2026-01-01", "EUR/TRY", "35")
     await _rate(client, tenant, "2026-03-01", "EUR/TRY", "36")
     await _rate(client, tenant, "2026-02-01", "TRY/USD", "0.025")  # USD only via reverse
+    await _rate(client, tenant, "2026-03-01", "TRY/USD", "0.02")  # a second reverse rate
     await _rate(client, tenant, "2026-04-01", "USD/TRY", "41")  # then a direct rate
     # Another tenant's rates must never leak into this tenant's conversions.
     await _rate(client, other_tenant, "2025-01-01", "GBP/TRY", "40")
@@ -42,6 +44,13 @@ async def test_sql_conversion_matches_rate_on_and_is_tenant_scoped(
         ("USD", date(2026, 4, 2)),
         ("GBP", date(2026, 6, 1)),
         ("TRY", date(2020, 1, 1)),
+        # First, middle and last day of closed ranges (listed day by day), then the open one.
+        ("EUR", date(2026, 1, 15)),
+        ("EUR", date(2026, 2, 28)),
+        ("EUR", date(2030, 1, 1)),
+        ("USD", date(2026, 2, 28)),
+        ("USD", date(2026, 3, 1)),
+        ("USD", date(2026, 3, 31)),
     ]
     async with app.state.sessionmaker() as session:
         bind_tenant(session, tenant.organization_id, Actor())
@@ -63,3 +72,56 @@ async def test_sql_conversion_matches_rate_on_and_is_tenant_scoped(
         None if e is None else Decimal(e) for e in expected
     ]
     assert got[2] == Decimal(35) and got[5] == Decimal(40) and got[7] is None
+    assert got[10] == Decimal(35) and got[11] == Decimal(36)
+    assert got[12] == Decimal(40) and got[13] == got[14] == Decimal(50)
+
+
+async def test_converting_each_row_sums_as_converting_partial_sums(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    """``converted(per_row=True)`` (reports by rep) gives the very figures of the default
+    path that sums per currency and day first, unconverted rows and plain sums included."""
+    await _rate(client, tenant, "2026-01-01", "EUR/TRY", "35.5")
+    await _rate(client, tenant, "2026-02-01", "EUR/TRY", "36.25")
+    await _rate(client, tenant, "2026-01-15", "TRY/USD", "0.025")
+    rows = [  # group, currency, day, amount, won
+        ("a", "EUR", date(2026, 1, 31), "100.10", True),
+        ("a", "EUR", date(2026, 2, 1), "200.20", False),
+        ("a", "USD", date(2026, 1, 20), "300.30", True),
+        ("a", "USD", date(2026, 1, 2), "400.40", True),  # before any USD rate
+        ("b", "TRY", date(2026, 1, 5), "500.50", True),
+        ("b", "GBP", date(2026, 2, 5), "600.60", False),  # no GBP rate at all
+        ("b", "EUR", date(2026, 3, 1), None, True),
+    ]
+    facts = union_all(
+        *(
+            select(
+                literal(group).label("k"),
+                literal(currency).label("currency"),
+                cast(literal(day), Date).label("day"),
+                cast(literal(amount), Numeric(18, 2)).label("amount"),
+                literal(won).label("won"),
+            )
+            for group, currency, day, amount, won in rows
+        )
+    ).subquery()
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        ctx = FactContext(session, "TRY", date(2026, 3, 1), MetricFilters())
+        results = []
+        for per_row in (False, True):
+            stmt = ctx.converted(
+                select().select_from(facts),
+                {"group_key": facts.c.k},
+                currency=facts.c.currency,
+                day=facts.c.day,
+                money={"won": (facts.c.amount, facts.c.won), "all": (facts.c.amount, None)},
+                sums={"deals": func.count(), "won_deals": func.count().filter(facts.c.won)},
+                per_row=per_row,
+            )
+            results.append(await ctx.keyed(stmt))
+    partial_sums, each_row = results
+    assert each_row == partial_sums
+    assert each_row["a"]["won"] == Decimal("100.10") * Decimal("35.5") + Decimal("300.30") * 40
+    assert each_row["a"]["won_unconverted"] == 1 and each_row["b"]["all_unconverted"] == 1
+    assert each_row["b"]["deals"] == 3 and each_row["b"]["won_deals"] == 2
