@@ -96,6 +96,8 @@ async def prepare_for_aggregates(session: AsyncSession) -> None:
 
 Key = str | None
 Rows = dict[Key, dict[str, Any]]
+# Money sums to convert: name → (amount, condition, None for every row).
+Money = dict[str, tuple[Expr, ColumnElement[bool] | None]]
 
 FILTER_NAMES = (
     "owner_id",
@@ -274,7 +276,7 @@ class FactContext:
         *,
         currency: Expr,
         day: Expr,
-        money: dict[str, tuple[Expr, ColumnElement[bool] | None]],
+        money: Money,
         sums: dict[str, ColumnElement[Any]] | None = None,
         per_row: bool | None = None,
     ) -> Select[Any]:
@@ -292,7 +294,9 @@ class FactContext:
         deals closing, won and created grouped by rep 1,350 → 1,170 ms). By default, when
         the report is grouped by owner."""
         sums = sums or {}
-        if per_row if per_row is not None else self.group_by == "owner":
+        if per_row is None:
+            per_row = self.group_by == "owner"
+        if per_row:
             return self._converted_per_row(stmt, keys, currency, day, money, sums)
         inner_columns: list[Any] = [k.label(f"k_{name}") for name, k in keys.items()]
         inner_columns += [currency.label("currency"), day.label("day")]
@@ -330,7 +334,7 @@ class FactContext:
         keys: dict[str, Expr],
         currency: Expr,
         day: Expr,
-        money: dict[str, tuple[Expr, ColumnElement[bool] | None]],
+        money: Money,
         sums: dict[str, ColumnElement[Any]],
     ) -> Select[Any]:
         """``converted`` with each row meeting its rate: the same columns, the same sums."""
