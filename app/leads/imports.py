@@ -25,14 +25,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import JSON, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts import service as accounts
 from app.accounts.rules import SegmentRules, derive_segment, normalize_domain
+from app.core.collector import collector_paused
 from app.core.errors import NotFound, PayloadTooLarge, ValidationFailed
 from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
@@ -63,6 +66,26 @@ LEADS = cast(Table, Lead.__table__)
 LEAD_STATUS_HISTORY = cast(Table, LeadStatusHistory.__table__)
 
 
+def _records(
+    rows: list[dict[str, Any]], columns: list[str], json_positions: list[int]
+) -> list[tuple[Any, ...]]:
+    """The rows as tuples in ``columns`` order, JSON columns as text (asyncpg's binary
+    encoders take JSON as text; orjson makes it ~10x faster than ``json.dumps``)."""
+    values_of = itemgetter(*columns)
+    if len(columns) == 1:
+        return [(values_of(row),) for row in rows]
+    if not json_positions:
+        return [values_of(row) for row in rows]
+    records = []
+    for row in rows:
+        values = list(values_of(row))
+        for position in json_positions:
+            if values[position] is not None:
+                values[position] = orjson.dumps(values[position]).decode()
+        records.append(tuple(values))
+    return records
+
+
 async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
     """``COPY`` complete rows (dicts with the same keys) into ``table``, in the session's
     transaction. COPY skips the ORM's per-row work and SQL parsing of huge INSERTs; the
@@ -70,14 +93,9 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
     if not rows:
         return
     columns = list(rows[0])
-    as_json = {name for name in columns if isinstance(table.c[name].type, JSON)}
-    records = [
-        tuple(
-            json.dumps(row[name]) if name in as_json and row[name] is not None else row[name]
-            for name in columns
-        )
-        for row in rows
-    ]
+    records = _records(
+        rows, columns, [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
+    )
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
@@ -110,19 +128,35 @@ def parse_rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
                     "The CSV needs a header row",
                     errors=[{"field": "body", "code": "missing_header"}],
                 )
-            # An empty cell is an absent value (so a missing required one says "required").
-            rows = [
-                {(k or "").strip().lower(): v for k, v in row.items() if v not in ("", None)}
-                for row in reader
-            ]
+            # An empty cell is an absent value (so a missing required one says "required"), as
+            # is a cell beyond the header's columns. The cells are paired with the header
+            # here, once, rather than by DictReader and again in a second pass.
+            header = [name.strip().lower() for name in reader.fieldnames]
+            return _at_most_max_rows(
+                [
+                    {
+                        name: value
+                        for name, value in zip(header, cells, strict=False)
+                        if value and name
+                    }
+                    for cells in reader.reader
+                    if cells
+                ]
+            )
         except csv.Error as exc:  # a NUL byte, a field over the size limit, …
             raise ValidationFailed(
                 f"The CSV cannot be read: {exc}",
                 errors=[{"field": "body", "code": "malformed_csv"}],
             ) from exc
+    return _at_most_max_rows(
+        [{k: (None if v == "" else v) for k, v in row.items() if k} for row in rows]
+    )
+
+
+def _at_most_max_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if len(rows) > MAX_ROWS:
         raise PayloadTooLarge(f"An import holds at most {MAX_ROWS} rows, got {len(rows)}")
-    return [{k: (None if v == "" else v) for k, v in row.items() if k} for row in rows]
+    return rows
 
 
 async def create_job(session: AsyncSession, total: int, created_by: uuid.UUID | None) -> ImportJob:
@@ -195,7 +229,8 @@ async def run_import(
                 return
             # Committed separately; by then this transaction holds the job's lock.
             await _set_progress(sessionmaker, job_id, status="running", started_at=utcnow())
-            await _import(session, sessionmaker, job_id, rows, actor, progress)
+            with collector_paused():
+                await _import(session, sessionmaker, job_id, rows, actor, progress)
     except Exception as exc:
         log.exception("import failed", extra={"job_id": str(job_id)})
         await _set_progress(

@@ -12,6 +12,7 @@ occurred in the last N days; the caller counts them per (type, days) window
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -139,8 +140,15 @@ def signal_windows(rules: Sequence[Rule]) -> list[SignalWindow]:
 def _number(value: Any) -> Decimal | None:
     if isinstance(value, bool) or value is None:
         return None
+    return _number_in(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _number_in(text: str) -> Decimal | None:
+    """Cached: an import compares the same few values (countries, industries, rule values)
+    for every record, and a failed ``Decimal`` costs an exception each time."""
     try:
-        return Decimal(str(value))
+        return Decimal(text)
     except InvalidOperation:
         return None
 

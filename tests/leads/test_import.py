@@ -5,6 +5,7 @@ and the all-or-nothing write of ``run_import``."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from datetime import timedelta
@@ -641,6 +642,27 @@ async def test_run_import_commits_and_reports_progress(app: FastAPI, tenant: Ten
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
 
+async def test_run_import_runs_with_the_collector_paused(
+    app: FastAPI, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections cost a quarter of a large import (bench/README.md): validating and
+    building run with the cyclic collector off, and it is on again afterwards."""
+    collector_on: list[bool] = []
+    build = imports._RowBuilder.build
+
+    def noting_build(builder: Any, valid: Any) -> Any:
+        collector_on.append(gc.isenabled())
+        return build(builder, valid)
+
+    monkeypatch.setattr(imports._RowBuilder, "build", noting_build)
+    assert gc.isenabled()
+    job_id = await _start(app, tenant, 3)
+    await _run(app, tenant, job_id, _rows(3))
+    job, leads, _ = await _state(app, tenant, job_id)
+    assert (job.status, leads, collector_on) == ("completed", 3, [False])
+    assert gc.isenabled()
+
+
 async def test_run_import_is_all_or_nothing_when_a_later_batch_fails(
     app: FastAPI, client: AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -785,3 +807,18 @@ async def test_follow_ups_fail_the_jobs_a_dead_process_left_and_only_those(
     await _run(app, tenant, abandoned, _rows(3))
     job, leads, _ = await _state(app, tenant, abandoned)
     assert (job.status, job.failure, leads) == ("failed", imports.INTERRUPTED, 0)
+
+
+def test_copy_records_keep_column_order_and_encode_json_columns_as_text() -> None:
+    rows = [
+        {"id": 1, "bant": {"need": "Şirket içi CRM"}, "score_breakdown": [{"points": 10}]},
+        {"id": 2, "bant": None, "score_breakdown": []},
+    ]
+    columns = ["score_breakdown", "id", "bant"]
+    records = imports._records(rows, columns, [0, 2])
+    assert [(json.loads(r[0]), r[1], r[2] and json.loads(r[2])) for r in records] == [
+        ([{"points": 10}], 1, {"need": "Şirket içi CRM"}),
+        ([], 2, None),
+    ]
+    assert imports._records(rows, ["id"], []) == [(1,), (2,)]
+    assert imports._records(rows, ["id", "bant"], []) == [(1, rows[0]["bant"]), (2, None)]
