@@ -30,20 +30,6 @@ DOMAIN_CACHE_SIZE = 16_384
 Split = tuple[str | None, str, str, bool, str]
 
 
-def cache_domain_checks() -> Any:
-    """Install the cache (once); returns the cached check, or None if this version of
-    email-validator is laid out differently (then every address is checked in full)."""
-    module = importlib.import_module("email_validator.validate_email")
-    check = getattr(module, "validate_email_domain_name", None)
-    if check is None:
-        log.warning("email-validator has no validate_email_domain_name; domains not cached")
-        return None
-    if not hasattr(check, "cache_info"):
-        check = functools.lru_cache(maxsize=DOMAIN_CACHE_SIZE)(check)
-        setattr(module, "validate_email_domain_name", check)  # noqa: B010  (not typed)
-    return check
-
-
 def plain_split(library_split: Callable[[str], Split]) -> Callable[[str], Split]:
     """``library_split`` with the shortcut for plain addresses in front of it."""
 
@@ -60,19 +46,27 @@ def plain_split(library_split: Callable[[str], Split]) -> Callable[[str], Split]
     return split_email
 
 
-def split_plain_addresses_directly() -> Any:
-    """Install the shortcut (once); returns the installed split, or None if this version of
-    email-validator is laid out differently (then every address is walked)."""
+def _wrap_in_validator(name: str, wrap: Callable[[Any], Any], marker: str, without_it: str) -> Any:
+    """Wrap the function ``name`` where ``validate_email`` looks it up (its module's
+    globals), once: a wrapped one carries ``marker``. Returns the installed function, or None
+    if this version of email-validator is laid out differently (then it runs as it is)."""
     module = importlib.import_module("email_validator.validate_email")
-    split = getattr(module, "split_email", None)
-    if split is None:
-        log.warning("email-validator has no split_email; addresses walked in full")
+    function = getattr(module, name, None)
+    if function is None:
+        log.warning("email-validator has no %s; %s", name, without_it)
         return None
-    if not hasattr(split, "library_split"):
-        split = plain_split(split)
-        setattr(module, "split_email", split)  # noqa: B010  (not typed)
-    return split
+    if not hasattr(function, marker):
+        function = wrap(function)
+        setattr(module, name, function)
+    return function
 
 
-cached_domain_check = cache_domain_checks()
-installed_split = split_plain_addresses_directly()
+cached_domain_check = _wrap_in_validator(
+    "validate_email_domain_name",
+    functools.lru_cache(maxsize=DOMAIN_CACHE_SIZE),
+    "cache_info",
+    "domains not cached",
+)
+installed_split = _wrap_in_validator(
+    "split_email", plain_split, "library_split", "addresses walked in full"
+)
