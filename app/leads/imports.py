@@ -116,6 +116,7 @@ def parse_rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
                 "A JSON import is an array of objects",
                 errors=[{"field": "body", "code": "expected_array"}],
             )
+        rows = [{k: (None if v == "" else v) for k, v in row.items() if k} for row in rows]
     else:
         try:
             text = body.decode("utf-8-sig")
@@ -132,28 +133,16 @@ def parse_rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
             # is a cell beyond the header's columns. The cells are paired with the header
             # here, once, rather than by DictReader and again in a second pass.
             header = [name.strip().lower() for name in reader.fieldnames]
-            return _at_most_max_rows(
-                [
-                    {
-                        name: value
-                        for name, value in zip(header, cells, strict=False)
-                        if value and name
-                    }
-                    for cells in reader.reader
-                    if cells
-                ]
-            )
+            rows = [
+                {name: value for name, value in zip(header, cells, strict=False) if value and name}
+                for cells in reader.reader
+                if cells
+            ]
         except csv.Error as exc:  # a NUL byte, a field over the size limit, …
             raise ValidationFailed(
                 f"The CSV cannot be read: {exc}",
                 errors=[{"field": "body", "code": "malformed_csv"}],
             ) from exc
-    return _at_most_max_rows(
-        [{k: (None if v == "" else v) for k, v in row.items() if k} for row in rows]
-    )
-
-
-def _at_most_max_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if len(rows) > MAX_ROWS:
         raise PayloadTooLarge(f"An import holds at most {MAX_ROWS} rows, got {len(rows)}")
     return rows
