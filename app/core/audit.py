@@ -4,20 +4,24 @@ Any model with a ``__resource_type__`` is audited: on flush, each created, chang
 (soft-)deleted row gets an ``audit_log`` row (actor, key, action, changed fields) and each
 changed field a ``field_history`` row (old and new value). Doing it in one flush listener
 means no service can forget it, and it commits or rolls back with the change itself.
+Hot paths that insert rows without the ORM (``insert_rows``) call ``record_created``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import event, inspect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.core.tenancy import actor_of
+from app.core.repository import insert_rows
+from app.core.tenancy import Actor, actor_of
 from app.models.base import SoftDeleteMixin, TenantMixin
 from app.models.organization import Organization
 from app.models.platform import AuditLog, FieldHistory
@@ -52,7 +56,11 @@ def _organization_of(obj: object) -> uuid.UUID:
 
 
 def _ignored(obj: object) -> frozenset[str]:
-    return IGNORED_FIELDS | frozenset(getattr(type(obj), "__audit_ignore__", ()))
+    return _ignored_in(type(obj))
+
+
+def _ignored_in(model: type[Any]) -> frozenset[str]:
+    return IGNORED_FIELDS | frozenset(getattr(model, "__audit_ignore__", ()))
 
 
 def _changes(obj: object) -> dict[str, tuple[Any, Any]]:
@@ -79,18 +87,48 @@ def changed_fields(obj: object) -> list[str]:
 
 
 def _audit_row(session: Session, obj: Any, action: str, fields: list[str]) -> AuditLog:
-    actor = actor_of(session)
     return AuditLog(
-        organization_id=_organization_of(obj),
-        action=f"{_resource_type(obj)}.{action}",
-        resource_type=_resource_type(obj),
-        resource_id=obj.id,
-        changed_fields=sorted(fields),
-        actor_user_id=actor.user_id,
-        actor_partner_id=actor.partner_id,
-        api_key_id=actor.api_key_id,
-        request_id=actor.request_id,
+        **audit_values(
+            actor_of(session), _organization_of(obj), _resource_type(obj), obj.id, action, fields
+        )
     )
+
+
+def audit_values(
+    actor: Actor,
+    organization_id: uuid.UUID,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    action: str,
+    fields: Iterable[str],
+) -> dict[str, Any]:
+    return {
+        "organization_id": organization_id,
+        "action": f"{resource_type}.{action}",
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "changed_fields": sorted(fields),
+        "actor_user_id": actor.user_id,
+        "actor_partner_id": actor.partner_id,
+        "api_key_id": actor.api_key_id,
+        "request_id": actor.request_id,
+    }
+
+
+async def record_created(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> None:
+    """The audit row of a ``model`` row inserted without the ORM (``insert_rows``), the
+    same as the flush listener below writes for a new object."""
+    ignored = _ignored_in(model)
+    fields = (name for name, value in values.items() if name not in ignored and value is not None)
+    row = audit_values(
+        actor_of(session),
+        values["organization_id"],
+        model.__resource_type__,
+        values["id"],
+        "created",
+        fields,
+    )
+    await insert_rows(session, AuditLog, [row])
 
 
 @event.listens_for(Session, "before_flush")

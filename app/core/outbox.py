@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import to_json_value
+from app.core.repository import insert_rows
 from app.core.tenancy import actor_of, tenant_id
 from app.models.platform import OutboxEvent
 
@@ -25,18 +26,45 @@ def emit(
     data: dict[str, Any],
     partner_id: uuid.UUID | None = None,
 ) -> OutboxEvent:
-    actor = actor_of(session)
-    if partner_id is None and isinstance(data.get("partner_id"), uuid.UUID):
-        partner_id = data["partner_id"]  # events about a partner's deal reach that partner
     event = OutboxEvent(
-        organization_id=tenant_id(session),
-        event_type=event_type,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        payload=to_json_value(data),
-        actor_user_id=actor.user_id,
-        partner_id=partner_id,
-        request_id=actor.request_id,
+        **_event_values(session, event_type, resource_type, resource_id, data, partner_id)
     )
     session.add(event)
     return event
+
+
+async def emit_now(
+    session: AsyncSession,
+    event_type: str,
+    *,
+    resource_type: str,
+    resource_id: uuid.UUID | None,
+    data: dict[str, Any],
+) -> None:
+    """``emit``, written at once without the ORM (for paths that insert with ``insert_rows``:
+    their events keep the order of their rows)."""
+    values = _event_values(session, event_type, resource_type, resource_id, data, None)
+    await insert_rows(session, OutboxEvent, [values])
+
+
+def _event_values(
+    session: AsyncSession,
+    event_type: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None,
+    data: dict[str, Any],
+    partner_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    actor = actor_of(session)
+    if partner_id is None and isinstance(data.get("partner_id"), uuid.UUID):
+        partner_id = data["partner_id"]  # events about a partner's deal reach that partner
+    return {
+        "organization_id": tenant_id(session),
+        "event_type": event_type,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "payload": to_json_value(data),
+        "actor_user_id": actor.user_id,
+        "partner_id": partner_id,
+        "request_id": actor.request_id,
+    }

@@ -34,7 +34,7 @@ from sqlalchemy import JSON, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts import service as accounts
-from app.accounts.rules import SegmentRules, derive_segment, normalize_domain
+from app.accounts.rules import SegmentRules
 from app.core.collector import collector_paused
 from app.core.errors import NotFound, PayloadTooLarge, ValidationFailed
 from app.core.ids import new_id, utcnow
@@ -42,7 +42,13 @@ from app.core.org_settings import org_settings
 from app.core.tenancy import UNSCOPED, Actor, bind_tenant, tenant_id
 from app.leads import scoring
 from app.leads.schemas import LeadCreate
-from app.leads.service import LeadSettings, active_rules, territory_fields
+from app.leads.service import (
+    LeadSettings,
+    active_rules,
+    new_lead_values,
+    score_new_lead,
+    territory_fields,
+)
 from app.metrics.report_cache import record_change
 from app.models import ImportJob, Lead, LeadStatusHistory, Territory, User
 from app.territories import rules as territory_rules
@@ -276,7 +282,6 @@ class _RowBuilder:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         lead_rows: list[dict[str, Any]] = []
         history_rows: list[dict[str, Any]] = []
-        no_engagement = scoring.Engagement()
         for number, data in valid:
             email = data.email.lower() if data.email else None
             if data.owner_id is not None and data.owner_id not in self.active_owners:
@@ -299,33 +304,13 @@ class _RowBuilder:
                 continue
             if email:
                 self.taken.add(email)
-            row = data.model_dump(exclude={"bant", "email", "domain"})
-            row.update(
-                id=new_id(),
-                organization_id=self.organization_id,
-                email=email,
-                domain=normalize_domain(data.domain),
-                last_name=data.last_name.strip(),
-                bant=data.bant.model_dump(exclude_none=True) if data.bant else {},
-                segment=derive_segment(
-                    self.segment_rules, data.employee_count, data.annual_revenue
-                ),
-                import_job_id=self.job_id,
-                created_at=self.now,
-                updated_at=self.now,
-                version=1,
-            )
+            row = new_lead_values(data, self.organization_id, self.segment_rules, self.now)
+            row["import_job_id"] = self.job_id
             self._assign(row, data.owner_id)
-            result = scoring.score(self.scoring_rules, row, no_engagement, self.now)
-            row["score"], row["score_breakdown"] = result.total, result.breakdown
-            threshold = self.settings.mql_score_threshold
-            promote = threshold is not None and result.total >= threshold
-            row["status"] = "mql" if promote else "new"
-            row["mql_at"] = self.now if promote else None
             lead_rows.append(row)
-            history_rows.append(_history(row, None, "new", self.actor.user_id, "user", self.now))
-            if promote:
-                history_rows.append(_history(row, "new", "mql", None, "system", self.now))
+            history_rows.extend(
+                score_new_lead(row, self.scoring_rules, self.settings, self.now, self.actor.user_id)
+            )
         return lead_rows, history_rows
 
     def _assign(self, row: dict[str, Any], owner_id: uuid.UUID | None) -> None:
@@ -426,27 +411,6 @@ async def _import(
     )
     if progress:
         progress(total, total)
-
-
-def _history(
-    row: dict[str, Any],
-    from_status: str | None,
-    to_status: str,
-    actor_user_id: uuid.UUID | None,
-    actor_type: str,
-    at: Any,
-) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "organization_id": row["organization_id"],
-        "lead_id": row["id"],
-        "from_status": from_status,
-        "to_status": to_status,
-        "at": at,
-        "actor_user_id": actor_user_id,
-        "actor_type": actor_type,
-        "reason": "score reached the MQL threshold" if actor_type == "system" else None,
-    }
 
 
 async def get_job(session: AsyncSession, job_id: uuid.UUID) -> ImportJob:

@@ -124,8 +124,9 @@ async def create_lead(
     allow_duplicate: bool = False,
 ) -> LeadOut:
     lead = await service.create_lead(session, principal, body, allow_duplicate=allow_duplicate)
-    response.headers["Location"] = f"/v1/leads/{lead.id}"
-    return _respond(lead, response)
+    response.headers["Location"] = f"/v1/leads/{lead['id']}"
+    set_etag(response, lead["version"])
+    return LeadOut.model_validate(lead)
 
 
 @router.post(

@@ -73,14 +73,14 @@ def record_change(session: AsyncSession | Session, organization_id: uuid.UUID) -
     session.info.setdefault(_CHANGED, set()).add(organization_id)
 
 
-def _counted(table_name: str) -> bool:
+def counts_as_change(table_name: str) -> bool:
     return table_name not in UNCOUNTED_TABLES
 
 
 @event.listens_for(Session, "after_flush")
 def _note_flushed(session: Session, _context: Any) -> None:
     for obj in chain(session.new, session.dirty, session.deleted):
-        if isinstance(obj, TenantKeyMixin) and _counted(obj.__tablename__):  # type: ignore[attr-defined]
+        if isinstance(obj, TenantKeyMixin) and counts_as_change(obj.__tablename__):  # type: ignore[attr-defined]
             record_change(session, obj.organization_id)
         elif isinstance(obj, Organization):  # its currency and fiscal year shape every KPI
             record_change(session, obj.id)
@@ -91,7 +91,7 @@ def _note_statement(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     table_name: str = state.statement.table.name  # type: ignore[attr-defined]
-    if not _counted(table_name):
+    if not counts_as_change(table_name):
         return
     organization_id = state.session.info.get(TENANT_KEY)
     if organization_id is None:

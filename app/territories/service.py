@@ -16,7 +16,7 @@ from app.core import outbox
 from app.core.concurrency import check_version, lock_tenant_topic
 from app.core.errors import Conflict, invalid_reference
 from app.core.ids import new_id
-from app.core.repository import get_or_404
+from app.core.repository import get_or_404, insert_rows
 from app.core.tenancy import INCLUDE_DELETED, actor_of, tenant_id
 from app.models import Account, Lead, Territory, TerritoryAssignment, User
 from app.territories import rules
@@ -312,13 +312,34 @@ def record_assignment(
     territory_id: uuid.UUID | None,
 ) -> None:
     session.add(
-        TerritoryAssignment(
-            id=new_id(),
-            record_type=record_type,
-            record_id=record_id,
-            from_territory_id=None,
-            to_territory_id=territory_id,
-            reason="created",
-            actor_user_id=actor_of(session).user_id,
-        )
+        TerritoryAssignment(**_assignment_values(session, record_type, record_id, territory_id))
     )
+
+
+async def record_assignment_now(
+    session: AsyncSession,
+    record_type: str,
+    record_id: uuid.UUID,
+    territory_id: uuid.UUID | None,
+) -> None:
+    """``record_assignment`` for a record inserted without the ORM (``insert_rows``)."""
+    values = _assignment_values(session, record_type, record_id, territory_id)
+    await insert_rows(session, TerritoryAssignment, [values])
+
+
+def _assignment_values(
+    session: AsyncSession,
+    record_type: str,
+    record_id: uuid.UUID,
+    territory_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "organization_id": tenant_id(session),
+        "record_type": record_type,
+        "record_id": record_id,
+        "from_territory_id": None,
+        "to_territory_id": territory_id,
+        "reason": "created",
+        "actor_user_id": actor_of(session).user_id,
+    }

@@ -11,6 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import event, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from app.core.repository import insert_rows
 from app.core.tenancy import READ_ONLY_KEY, Actor, ReadOnlySession, bind_tenant
 from app.models import Account
 from tests.factories import Tenant, create_account
@@ -59,3 +60,6 @@ async def test_a_read_session_refuses_writes(app: FastAPI, tenant: Tenant) -> No
         bind_tenant(session, tenant.organization_id, Actor())
         with pytest.raises(ReadOnlySession):
             await session.execute(update(Account).values(name="Renamed"))
+        row = {"organization_id": tenant.organization_id, "name": "Inserted on a read"}
+        with pytest.raises(ReadOnlySession):
+            await insert_rows(session, Account, [row])

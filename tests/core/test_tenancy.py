@@ -153,3 +153,35 @@ async def test_rows_read_by_columns_are_scoped_like_orm_statements(
     async with app.state.read_sessionmaker() as session:
         with pytest.raises(TenantScopeMissing):
             await scoped_rows(session, names)
+
+
+async def test_rows_inserted_without_the_orm_belong_to_the_session_organization(
+    app: FastAPI, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """``insert_rows`` (hot write paths) refuses a row of another organization, and one
+    written on a session bound to none; the rows it writes are the session's tenant's."""
+    from app.core.repository import insert_returning, insert_rows
+    from app.core.tenancy import Actor, bind_tenant
+
+    def account(organization: Tenant, name: str) -> dict[str, object]:
+        return {"organization_id": organization.organization_id, "name": name, "segment": "smb"}
+
+    async with app.state.sessionmaker() as session, session.begin():
+        bind_tenant(session, tenant.organization_id, Actor())
+        with pytest.raises(TenantScopeMissing):
+            await insert_rows(session, Account, [account(tenant, "A"), account(other_tenant, "B")])
+        with pytest.raises(TenantScopeMissing):
+            await insert_returning(session, Account, account(other_tenant, "B"), ("id",))
+        await insert_rows(session, Account, [account(tenant, "A1"), account(tenant, "A2")])
+        stored = await insert_returning(session, Account, account(tenant, "A3"), ("id", "name"))
+        assert stored["name"] == "A3" and isinstance(stored["id"], uuid.UUID)
+    async with app.state.sessionmaker() as session:
+        with pytest.raises(TenantScopeMissing):
+            await insert_rows(session, Account, [account(tenant, "A4")])
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        assert (await session.scalars(select(Account.name).order_by(Account.name))).all() == [
+            "A1",
+            "A2",
+            "A3",
+        ]

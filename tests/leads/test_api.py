@@ -21,6 +21,7 @@ from tests.factories import (
     create_user,
     key_for,
 )
+from tests.metrics.test_report_cache import generation
 
 CONFIRMED_BANT = {
     "budget": {"value": "₺2M approved", "confirmed": True},
@@ -105,6 +106,7 @@ async def _events(app: FastAPI, tenant: Tenant, prefix: str = "") -> list[tuple[
 
 
 async def test_create_and_get(app: FastAPI, client: AsyncClient, tenant: Tenant) -> None:
+    before = await generation(app, tenant)
     response = await client.post(
         "/v1/leads",
         json={
@@ -148,7 +150,43 @@ async def test_create_and_get(app: FastAPI, client: AsyncClient, tenant: Tenant)
     [created] = await _history(client, tenant, lead)
     assert created["from_status"] is None and created["to_status"] == "new"
     assert created["actor_user_id"] == str(tenant.admin_id) and created["actor_type"] == "user"
-    assert [e for e, _ in await _events(app, tenant, "lead.")] == ["lead.created"]
+    assert await _events(app, tenant, "lead.") == [
+        (
+            "lead.created",
+            {
+                "id": lead["id"],
+                "name": "Ayşe Yılmaz",
+                "email": "ayse.yilmaz@anadolu.com.tr",
+                "company_name": "Anadolu Tekstil A.Ş.",
+                "status": "new",
+                "score": 0,
+                "owner_id": str(tenant.admin_id),
+                "territory_id": None,
+                "source": "event",
+                "version": 1,
+            },
+        )
+    ]
+    audit = await client.get(
+        "/v1/audit-log", params={"resource_id": lead["id"]}, headers=tenant.headers
+    )
+    [entry] = audit.json()["data"]
+    assert entry["action"] == "lead.created" and entry["actor_user_id"] == str(tenant.admin_id)
+    assert entry["changed_fields"] == [  # the fields given a value (scores are not audited)
+        "bant",
+        "company_name",
+        "country",
+        "domain",
+        "email",
+        "employee_count",
+        "first_name",
+        "last_name",
+        "owner_id",
+        "segment",
+        "source",
+        "status",
+    ]
+    assert await generation(app, tenant) == before + 1  # cached reports see the new lead
 
     invalid = await client.post(
         "/v1/leads", json={"last_name": "", "source": "tv"}, headers=tenant.headers
@@ -588,8 +626,19 @@ async def test_score_and_breakdown_on_create_and_every_change(
     assert_problem(unknown_lead, 422)
 
 
+def _snapshot(lead: dict[str, Any]) -> dict[str, Any]:
+    """A lead as its events show it."""
+    names = ("id", "email", "company_name", "status", "score", "owner_id", "territory_id")
+    return {
+        **{name: lead[name] for name in names},
+        "name": f"{lead['first_name'] or ''} {lead['last_name']}".strip(),
+        "source": lead["source"],
+        "version": lead["version"],
+    }
+
+
 async def test_threshold_auto_promotes_new_leads_as_system(
-    client: AsyncClient, tenant: Tenant
+    app: FastAPI, client: AsyncClient, tenant: Tenant
 ) -> None:
     await _standard_rules(client, tenant)
     await _settings(client, tenant, mql_score_threshold=30)
@@ -602,6 +651,19 @@ async def test_threshold_auto_promotes_new_leads_as_system(
     ]
     assert history[0]["actor_user_id"] is None
     assert history[0]["reason"] == "score 35 reached the MQL threshold 30"
+    assert await _events(app, tenant, "lead.") == [
+        ("lead.created", _snapshot(hot)),
+        (
+            "lead.status_changed",
+            {
+                "id": hot["id"],
+                "from": "new",
+                "to": "mql",
+                "actor_type": "system",
+                "reason_code": None,
+            },
+        ),
+    ]
 
     cold = await _lead(client, tenant, industry="textile")  # 20
     assert cold["status"] == "new"
