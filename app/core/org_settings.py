@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.tenancy import tenant_id
+from app.core.tenancy import scoped_rows, tenant_id
 from app.models import Organization
 
 
@@ -19,5 +19,6 @@ def _settings_of() -> Any:
 
 
 async def org_settings(session: AsyncSession) -> dict[str, Any]:
-    settings = await session.scalar(_settings_of(), {"organization_id": tenant_id(session)})
+    rows = await scoped_rows(session, _settings_of(), {"organization_id": tenant_id(session)})
+    settings = rows.scalar()
     return dict(settings or {})

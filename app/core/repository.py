@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Table, insert, select
+import asyncpg
+import orjson
+from sqlalchemy import JSON, ColumnDefault, Table, insert, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, invalid_reference
@@ -48,10 +54,60 @@ async def ensure_active_user(session: AsyncSession, field: str, user_id: uuid.UU
         raise invalid_reference(field, user_id, "an active user")
 
 
+@dataclass(frozen=True, slots=True)
+class _PreparedInsert:
+    """An INSERT of one key set, as asyncpg runs it: SQL with positional parameters, their
+    column names in order, the Python defaults of the columns the rows leave out, and the
+    JSON columns (SQLAlchemy's codecs on the connection take JSON as text and decode it)."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: tuple[tuple[str, ColumnDefault], ...]
+    json_names: frozenset[str]
+
+    def record(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        values = {**row, **{name: _value_of(default) for name, default in self.defaults}}
+        return tuple(
+            orjson.dumps(values[name]).decode() if name in self.json_names else values[name]
+            for name in self.names
+        )
+
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+
+def _value_of(default: ColumnDefault) -> Any:
+    # SQLAlchemy wraps a callable default to take the execution context (unused by ours).
+    return default.arg(None) if default.is_callable else default.arg
+
+
 @functools.cache
-def _insert(table: Table, returning: tuple[str, ...] = ()) -> Insert:
+def _prepared(table: Table, keys: tuple[str, ...], returning: tuple[str, ...]) -> _PreparedInsert:
     stmt = insert(table)
-    return stmt.returning(*(table.c[name] for name in returning)) if returning else stmt
+    if returning:
+        stmt = stmt.returning(*(table.c[name] for name in returning))
+    compiled = stmt.compile(dialect=_DIALECT, column_keys=list(keys))
+    names = tuple(compiled.positiontup or ())
+    json_columns = {c.name for c in table.c if isinstance(c.type, JSON)}
+    defaults = []
+    for name in names:
+        if name not in keys:
+            default = table.c[name].default
+            assert isinstance(default, ColumnDefault), name  # SQL-expression defaults: none
+            defaults.append((name, default))
+    return _PreparedInsert(
+        sql=compiled.string,
+        names=names,
+        defaults=tuple(defaults),
+        json_names=frozenset(json_columns & set(names)),
+    )
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection of the session's transaction (begun if it was not); use it
+    under ``translated_errors``."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
 
 
 def _checked_table(
@@ -72,16 +128,19 @@ async def insert_rows(
     session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]]
 ) -> None:
     """INSERT ``rows`` of ``model`` (dicts with the same keys, ``organization_id`` the
-    session's) in the session's transaction, as one Core statement built once.
+    session's) in the session's transaction, as a prepared statement sent by asyncpg.
 
     For hot write paths: the ORM's unit of work (instance state, flush ordering, its event
-    hooks) costs several times the statement itself. So these rows get no ``before_flush``
-    audit: the caller records what the audit listener would (``app.core.audit.record``).
-    Columns left out take their defaults, as with the ORM."""
-    if rows:
-        table = _checked_table(session, model, rows)
-        connection = await session.connection()
-        await connection.execute(_insert(table), list(rows))
+    hooks), and even SQLAlchemy Core's per-execution parameter handling, cost several times
+    the statement itself (bench/README.md). So these rows get no ``before_flush`` audit:
+    the caller records what the audit listener would (``app.core.audit.record_created``).
+    Columns left out take their Python or server defaults, as with the ORM."""
+    if not rows:
+        return
+    prepared = _prepared(_checked_table(session, model, rows), tuple(rows[0]), ())
+    driver = await driver_connection(session)
+    with translated_errors(prepared.sql):
+        await driver.executemany(prepared.sql, [prepared.record(row) for row in rows])
 
 
 async def insert_returning(
@@ -89,6 +148,19 @@ async def insert_returning(
 ) -> dict[str, Any]:
     """``insert_rows`` for one row, answering the stored row's ``columns`` (defaults
     filled in)."""
-    table = _checked_table(session, model, [row])
-    connection = await session.connection()
-    return dict((await connection.execute(_insert(table, columns), row)).mappings().one())
+    prepared = _prepared(_checked_table(session, model, [row]), tuple(row), columns)
+    driver = await driver_connection(session)
+    with translated_errors(prepared.sql):
+        return dict(await driver.fetchrow(prepared.sql, *prepared.record(row)))
+
+
+@contextmanager
+def translated_errors(statement: str) -> Iterator[None]:
+    """asyncpg's errors as SQLAlchemy wraps them, which the API answers: a constraint
+    violation 409, a lost connection 503 (``app/core/problems.py``)."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise IntegrityError(statement, None, error) from error
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DBAPIError(statement, None, error) from error

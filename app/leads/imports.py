@@ -39,6 +39,7 @@ from app.core.collector import collector_paused
 from app.core.errors import NotFound, PayloadTooLarge, ValidationFailed
 from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
+from app.core.repository import driver_connection, translated_errors
 from app.core.tenancy import UNSCOPED, Actor, bind_tenant, tenant_id
 from app.leads import scoring
 from app.leads.schemas import LeadCreate
@@ -102,11 +103,9 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
     records = _records(
         rows, columns, [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     )
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        table.name, columns=columns, records=records
-    )
+    driver = await driver_connection(session)
+    with translated_errors(f"COPY {table.name}"):
+        await driver.copy_records_to_table(table.name, columns=columns, records=records)
     record_change(session, tenant_id(session))  # COPY bypasses the ORM's change counting
 
 

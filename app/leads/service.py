@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, inspect, or_, select
+from sqlalchemy import ColumnElement, Row, bindparam, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
@@ -26,7 +26,7 @@ from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import ensure_active_user, get_or_404, insert_returning, insert_rows
-from app.core.tenancy import actor_of, tenant_id
+from app.core.tenancy import actor_of, scoped_rows, tenant_id
 from app.leads import lifecycle, scoring
 from app.leads.schemas import (
     ConvertIn,
@@ -90,7 +90,7 @@ def territory_fields(lead: Lead | dict[str, Any]) -> dict[str, str | None]:
 # --- scoring ------------------------------------------------------------------------------
 
 
-def to_rule(rule: LeadScoringRule) -> scoring.Rule:
+def to_rule(rule: LeadScoringRule | Row[Any]) -> scoring.Rule:
     return scoring.Rule(
         str(rule.id), rule.name, rule.category, rule.field, rule.operator, rule.value, rule.points
     )
@@ -98,11 +98,17 @@ def to_rule(rule: LeadScoringRule) -> scoring.Rule:
 
 @functools.cache
 def _active_rules() -> Any:
-    return select(LeadScoringRule).where(LeadScoringRule.active).order_by(LeadScoringRule.name)
+    r = LeadScoringRule
+    return (
+        select(r.id, r.name, r.category, r.field, r.operator, r.value, r.points)
+        .where(r.active)
+        .order_by(r.name)
+    )
 
 
 async def active_rules(session: AsyncSession) -> list[scoring.Rule]:
-    return [to_rule(r) for r in await session.scalars(_active_rules())]
+    rows = await scoped_rows(session, _active_rules())
+    return [to_rule(row) for row in rows]
 
 
 def lead_signals(lead: Lead) -> ColumnElement[bool]:
@@ -308,9 +314,12 @@ async def _check_duplicate(
 ) -> None:
     if email is None:
         return
-    existing = await session.scalar(
-        _open_lead_with_email(except_id is not None), {"email": email, "except_id": except_id}
+    found = await scoped_rows(
+        session,
+        _open_lead_with_email(except_id is not None),
+        {"email": email, "except_id": except_id},
     )
+    existing = found.scalar()
     if existing is not None:
         raise Conflict(
             f"An open lead with the e-mail {email!r} exists; pass allow_duplicate=true to "

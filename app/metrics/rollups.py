@@ -190,7 +190,7 @@ _ADD_UP = {
 
 def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
     """Add ``rows`` (sorted by key: the locks are taken in that order) to the roll-up."""
-    session.execute(_ADD_UP[model], rows)
+    session.connection().execute(_ADD_UP[model], rows)  # Core: no ORM statement handling
 
 
 @event.listens_for(Session, "before_commit")

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Uuid, and_, case, func, insert, literal, null, select, update
+from sqlalchemy import Row, Uuid, and_, case, func, insert, literal, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,7 +17,7 @@ from app.core.concurrency import check_version, lock_tenant_topic
 from app.core.errors import Conflict, invalid_reference
 from app.core.ids import new_id
 from app.core.repository import get_or_404, insert_rows
-from app.core.tenancy import INCLUDE_DELETED, actor_of, tenant_id
+from app.core.tenancy import INCLUDE_DELETED, actor_of, scoped_rows, tenant_id
 from app.models import Account, Lead, Territory, TerritoryAssignment, User
 from app.territories import rules
 from app.territories.schemas import TerritoryCreate, TerritoryUpdate
@@ -27,7 +27,8 @@ OPEN_LEAD_STATUSES = ("new", "mql", "sal", "sql", "recycled")
 PREVIEW_LIMIT = 1000
 
 
-def to_rule(territory: Territory) -> rules.TerritoryRule:
+def to_rule(territory: Territory | Row[Any]) -> rules.TerritoryRule:
+    """The rule of a territory, or of a row of its columns (``_rules_in_order``)."""
     return rules.TerritoryRule(
         id=str(territory.id),
         name=territory.name,
@@ -42,6 +43,16 @@ def to_rule(territory: Territory) -> rules.TerritoryRule:
 @functools.cache
 def _territories_in_order() -> Any:
     return select(Territory).order_by(Territory.priority, Territory.name, Territory.id)
+
+
+@functools.cache
+def _rules_in_order() -> Any:
+    """What assignment reads of each territory: its rule and members (columns, no ORM
+    objects: every created lead and account reads them)."""
+    t = Territory
+    return select(
+        t.id, t.name, t.priority, t.countries, t.cities, t.industries, t.segments, t.member_ids
+    ).order_by(t.priority, t.name, t.id)
 
 
 async def list_territories(session: AsyncSession) -> list[Territory]:
@@ -162,11 +173,11 @@ async def assign(
 ) -> Assignment:
     """The territory of a new record and, with ``pick_owner``, its next member
     (round-robin, serialised by a row lock on the territory)."""
-    territories = await list_territories(session)
-    match = rules.first_match([to_rule(t) for t in territories], record)
+    territories = {str(row.id): row for row in await scoped_rows(session, _rules_in_order())}
+    match = rules.first_match([to_rule(row) for row in territories.values()], record)
     if match is None:
         return Assignment(None, None)
-    territory = next(t for t in territories if str(t.id) == match.id)
+    territory = territories[match.id]
     if not pick_owner or not territory.member_ids:
         return Assignment(territory.id, None)
     locked = await get_territory(session, territory.id, for_update=True)

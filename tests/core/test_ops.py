@@ -10,16 +10,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.migrate import head_revision
 from app.core.problems import _is_unavailable
+from app.core.repository import translated_errors
 from app.main import create_app
 from tests.factories import Tenant, assert_problem
 
@@ -234,3 +236,19 @@ async def test_startup_leaves_the_built_app_out_of_garbage_collection(
             assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_errors_of_statements_sent_by_asyncpg_directly_are_answered_like_sqlalchemys() -> None:
+    """Hot paths send some statements on the driver (``insert_rows``, the import's COPY):
+    their errors reach the API wrapped as SQLAlchemy wraps them."""
+
+    def raised(error: Exception) -> BaseException:
+        with pytest.raises(DBAPIError) as caught, translated_errors("INSERT …"):
+            raise error
+        return caught.value
+
+    violation = raised(asyncpg.UniqueViolationError("duplicate key"))
+    assert isinstance(violation, IntegrityError) and not _is_unavailable(violation)
+    assert _is_unavailable(raised(asyncpg.ConnectionDoesNotExistError("connection was closed")))
+    assert _is_unavailable(raised(asyncpg.AdminShutdownError("terminating connection")))
+    assert not _is_unavailable(raised(asyncpg.DataError("value too long")))

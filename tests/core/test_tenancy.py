@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.core.tenancy import TenantScopeMissing
 from app.models import Account
@@ -159,7 +160,8 @@ async def test_rows_inserted_without_the_orm_belong_to_the_session_organization(
     app: FastAPI, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     """``insert_rows`` (hot write paths) refuses a row of another organization, and one
-    written on a session bound to none; the rows it writes are the session's tenant's."""
+    written on a session bound to none; the rows it writes are the session's tenant's,
+    with the columns' defaults (id, timestamps) filled in."""
     from app.core.repository import insert_returning, insert_rows
     from app.core.tenancy import Actor, bind_tenant
 
@@ -185,3 +187,6 @@ async def test_rows_inserted_without_the_orm_belong_to_the_session_organization(
             "A2",
             "A3",
         ]
+        # A constraint violation is SQLAlchemy's IntegrityError, which the API answers 409.
+        with pytest.raises(IntegrityError):
+            await insert_rows(session, Account, [{**account(tenant, "A4"), "id": stored["id"]}])
