@@ -140,7 +140,10 @@ async def insert_rows(
     prepared = _prepared(_checked_table(session, model, rows), tuple(rows[0]), ())
     driver = await driver_connection(session)
     with translated_errors(prepared.sql):
-        await driver.executemany(prepared.sql, [prepared.record(row) for row in rows])
+        if len(rows) == 1:  # asyncpg's executemany costs several times execute for one row
+            await driver.execute(prepared.sql, *prepared.record(rows[0]))
+        else:
+            await driver.executemany(prepared.sql, [prepared.record(row) for row in rows])
 
 
 async def insert_returning(
