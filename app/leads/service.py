@@ -404,8 +404,9 @@ async def create_lead(
 ) -> dict[str, Any]:
     """Create a lead; answers it as the API shows it (``SHOWN_COLUMNS``).
 
-    The rows are written with Core INSERTs, not the ORM (its unit of work was most of a
-    create's CPU, bench/README.md), so this records its audit row and events itself."""
+    The rows are inserted as prepared statements (``insert_rows``), not through the ORM (its
+    unit of work was most of a create's CPU, bench/README.md), so this records its audit
+    row and events itself."""
     email = data.email.lower() if data.email else None
     if not allow_duplicate:
         await _check_duplicate(session, email)
