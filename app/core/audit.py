@@ -55,18 +55,14 @@ def _organization_of(obj: object) -> uuid.UUID:
     return obj.organization_id
 
 
-def _ignored(obj: object) -> frozenset[str]:
-    return _ignored_in(type(obj))
-
-
-def _ignored_in(model: type[Any]) -> frozenset[str]:
+def _ignored(model: type[Any]) -> frozenset[str]:
     return IGNORED_FIELDS | frozenset(getattr(model, "__audit_ignore__", ()))
 
 
 def _changes(obj: object) -> dict[str, tuple[Any, Any]]:
     """Changed column attributes of a dirty object: name → (old, new)."""
     state = inspect(obj)
-    ignored = _ignored(obj)
+    ignored = _ignored(type(obj))
     changes: dict[str, tuple[Any, Any]] = {}
     for attr in state.mapper.column_attrs:
         if attr.key in ignored:
@@ -118,7 +114,7 @@ def audit_values(
 async def record_created(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> None:
     """The audit row of a ``model`` row inserted without the ORM (``insert_rows``), the
     same as the flush listener below writes for a new object."""
-    ignored = _ignored_in(model)
+    ignored = _ignored(model)
     fields = (name for name, value in values.items() if name not in ignored and value is not None)
     row = audit_values(
         actor_of(session),
@@ -137,7 +133,7 @@ def _record_audit(session: Session, _context: Any, _instances: Any) -> None:
     records: list[Any] = []
     for obj in session.new:
         if _resource_type(obj):
-            ignored = _ignored(obj)
+            ignored = _ignored(type(obj))
             state = inspect(obj)
             fields = [
                 a.key

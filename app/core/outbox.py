@@ -27,34 +27,27 @@ def emit(
     partner_id: uuid.UUID | None = None,
 ) -> OutboxEvent:
     event = OutboxEvent(
-        **_event_values(session, event_type, resource_type, resource_id, data, partner_id)
+        **event_values(session, event_type, resource_type, resource_id, data, partner_id)
     )
     session.add(event)
     return event
 
 
-async def emit_now(
-    session: AsyncSession,
-    event_type: str,
-    *,
-    resource_type: str,
-    resource_id: uuid.UUID | None,
-    data: dict[str, Any],
-) -> None:
-    """``emit``, written at once without the ORM (for paths that insert with ``insert_rows``:
-    their events keep the order of their rows)."""
-    values = _event_values(session, event_type, resource_type, resource_id, data, None)
-    await insert_rows(session, OutboxEvent, [values])
+async def emit_now(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    """Write ``events`` (``event_values``) at once, in one statement, without the ORM: for
+    paths that insert their rows with ``insert_rows``."""
+    await insert_rows(session, OutboxEvent, events)
 
 
-def _event_values(
+def event_values(
     session: AsyncSession,
     event_type: str,
     resource_type: str,
     resource_id: uuid.UUID | None,
     data: dict[str, Any],
-    partner_id: uuid.UUID | None,
+    partner_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    """The columns of an event (``emit`` adds it to the session, ``emit_now`` writes it)."""
     actor = actor_of(session)
     if partner_id is None and isinstance(data.get("partner_id"), uuid.UUID):
         partner_id = data["partner_id"]  # events about a partner's deal reach that partner

@@ -428,17 +428,11 @@ async def create_lead(
     await insert_rows(session, LeadStatusHistory, history)
     await territories.record_assignment_now(session, "lead", lead["id"], lead["territory_id"])
     await record_created(session, Lead, values)
-    await outbox.emit_now(
-        session, "lead.created", resource_type=RESOURCE, resource_id=lead["id"], data=snapshot(lead)
-    )
+    events = [outbox.event_values(session, "lead.created", RESOURCE, lead["id"], snapshot(lead))]
     if lead["status"] == "mql":  # promoted by its score
-        await outbox.emit_now(
-            session,
-            STATUS_CHANGED,
-            resource_type=RESOURCE,
-            resource_id=lead["id"],
-            data=_status_changed(lead["id"], "new", "mql", "system", None),
-        )
+        promotion = _status_changed(lead["id"], "new", "mql", "system", None)
+        events.append(outbox.event_values(session, STATUS_CHANGED, RESOURCE, lead["id"], promotion))
+    await outbox.emit_now(session, events)
     await nurture.on_change(session, "lead", lead["id"])
     return lead
 
