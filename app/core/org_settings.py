@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.tenancy import scoped_rows, tenant_id
+from app.core.driver import prepared_rows
+from app.core.tenancy import tenant_id
 from app.models import Organization
 
 
@@ -19,6 +20,6 @@ def _settings_of() -> Any:
 
 
 async def org_settings(session: AsyncSession) -> dict[str, Any]:
-    rows = await scoped_rows(session, _settings_of(), {"organization_id": tenant_id(session)})
+    rows = await prepared_rows(session, _settings_of(), {"organization_id": tenant_id(session)})
     settings = rows.scalar()
     return dict(settings or {})

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-import asyncpg
 import orjson
 from sqlalchemy import JSON, ColumnDefault, Table, insert, select
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.driver import DIALECT, run
 from app.core.errors import NotFound, invalid_reference
 from app.core.tenancy import READ_ONLY_KEY, ReadOnlySession, TenantScopeMissing, tenant_id
 from app.metrics.report_cache import counts_as_change, record_change
@@ -73,9 +70,6 @@ class _PreparedInsert:
         )
 
 
-_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-
-
 def _value_of(default: ColumnDefault) -> Any:
     # SQLAlchemy wraps a callable default to take the execution context (unused by ours).
     return default.arg(None) if default.is_callable else default.arg
@@ -86,7 +80,7 @@ def _prepared(table: Table, keys: tuple[str, ...], returning: tuple[str, ...]) -
     stmt = insert(table)
     if returning:
         stmt = stmt.returning(*(table.c[name] for name in returning))
-    compiled = stmt.compile(dialect=_DIALECT, column_keys=list(keys))
+    compiled = stmt.compile(dialect=DIALECT, column_keys=list(keys))
     names = tuple(compiled.positiontup or ())
     json_columns = {c.name for c in table.c if isinstance(c.type, JSON)}
     defaults = []
@@ -101,13 +95,6 @@ def _prepared(table: Table, keys: tuple[str, ...], returning: tuple[str, ...]) -
         defaults=tuple(defaults),
         json_names=frozenset(json_columns & set(names)),
     )
-
-
-async def driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection of the session's transaction (begun if it was not); use it
-    under ``translated_errors``."""
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
 
 
 def _checked_table(
@@ -138,12 +125,13 @@ async def insert_rows(
     if not rows:
         return
     prepared = _prepared(_checked_table(session, model, rows), tuple(rows[0]), ())
-    driver = await driver_connection(session)
-    with translated_errors(prepared.sql):
-        if len(rows) == 1:  # asyncpg's executemany costs several times execute for one row
-            await driver.execute(prepared.sql, *prepared.record(rows[0]))
-        else:
-            await driver.executemany(prepared.sql, [prepared.record(row) for row in rows])
+    sql = prepared.sql
+    if len(rows) == 1:  # asyncpg's executemany costs several times execute for one row
+        record = prepared.record(rows[0])
+        await run(session, sql, lambda driver: driver.execute(sql, *record))
+    else:
+        records = [prepared.record(row) for row in rows]
+        await run(session, sql, lambda driver: driver.executemany(sql, records))
 
 
 async def insert_returning(
@@ -152,18 +140,5 @@ async def insert_returning(
     """``insert_rows`` for one row, answering the stored row's ``columns`` (defaults
     filled in)."""
     prepared = _prepared(_checked_table(session, model, [row]), tuple(row), columns)
-    driver = await driver_connection(session)
-    with translated_errors(prepared.sql):
-        return dict(await driver.fetchrow(prepared.sql, *prepared.record(row)))
-
-
-@contextmanager
-def translated_errors(statement: str) -> Iterator[None]:
-    """asyncpg's errors as SQLAlchemy wraps them, which the API answers: a constraint
-    violation 409, a lost connection 503 (``app/core/problems.py``)."""
-    try:
-        yield
-    except asyncpg.IntegrityConstraintViolationError as error:
-        raise IntegrityError(statement, None, error) from error
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise DBAPIError(statement, None, error) from error
+    sql, record = prepared.sql, prepared.record(row)
+    return dict(await run(session, sql, lambda driver: driver.fetchrow(sql, *record)))

@@ -92,12 +92,14 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         if state.session.info.get(SYSTEM_KEY):
             return
         raise TenantScopeMissing("ORM statement on a session bound to no organization")
-    state.statement = _scoped(state.statement, state.execution_options.get(INCLUDE_DELETED, False))
+    state.statement = scoped(
+        state.statement, include_deleted=state.execution_options.get(INCLUDE_DELETED, False)
+    )
     params = state.parameters
     if params is None or isinstance(params, Mapping):
-        state.parameters = {**(params or {}), _TENANT_PARAM: org}
+        state.parameters = {**(params or {}), TENANT_PARAM: org}
     else:  # executemany
-        state.parameters = [{**each, _TENANT_PARAM: org} for each in params]
+        state.parameters = [{**each, TENANT_PARAM: org} for each in params]
 
 
 # The organization is a named bound parameter, given with each statement's parameters, so
@@ -105,7 +107,7 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
 # made SQLAlchemy extract and match it against the cached statement's parameters on every
 # execution (~6 % of a GET's CPU). The lambda spells the name out: SQLAlchemy would track a
 # module-level name used inside it as a closure variable.
-_TENANT_PARAM = "dealbase_tenant_id"
+TENANT_PARAM = "dealbase_tenant_id"
 _TENANT_CRITERIA = with_loader_criteria(
     TenantKeyMixin,
     lambda cls: cls.organization_id == bindparam("dealbase_tenant_id"),
@@ -126,7 +128,8 @@ _SCOPED: tuple[weakref.WeakKeyDictionary[Any, Any], ...] = (
 )
 
 
-def _scoped(statement: Any, include_deleted: bool) -> Any:
+def scoped(statement: Any, *, include_deleted: bool) -> Any:
+    """``statement`` with the tenant criteria (the tenant given as ``TENANT_PARAM``)."""
     cache = _SCOPED[include_deleted]
     scoped = cache.get(statement)
     if scoped is None:
@@ -152,7 +155,7 @@ async def scoped_rows(
     organization_id = tenant_id(session)
     connection = await session.connection()
     result: Result[Any] = await connection.execute(
-        _scoped(statement, False), {**(params or {}), _TENANT_PARAM: organization_id}
+        scoped(statement, include_deleted=False), {**(params or {}), TENANT_PARAM: organization_id}
     )
     return result
 

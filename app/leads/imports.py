@@ -36,10 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.accounts import service as accounts
 from app.accounts.rules import SegmentRules
 from app.core.collector import collector_paused
+from app.core.driver import run
 from app.core.errors import NotFound, PayloadTooLarge, ValidationFailed
 from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
-from app.core.repository import driver_connection, translated_errors
 from app.core.tenancy import UNSCOPED, Actor, bind_tenant, tenant_id
 from app.leads import scoring
 from app.leads.schemas import LeadCreate
@@ -103,9 +103,11 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
     records = _records(
         rows, columns, [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     )
-    driver = await driver_connection(session)
-    with translated_errors(f"COPY {table.name}"):
-        await driver.copy_records_to_table(table.name, columns=columns, records=records)
+    await run(
+        session,
+        f"COPY {table.name}",
+        lambda driver: driver.copy_records_to_table(table.name, columns=columns, records=records),
+    )
     record_change(session, tenant_id(session))  # COPY bypasses the ORM's change counting
 
 

@@ -21,12 +21,13 @@ from app.core import outbox
 from app.core.audit import changed_fields, record_created
 from app.core.auth import Principal
 from app.core.concurrency import check_version
+from app.core.driver import prepared_rows
 from app.core.errors import Conflict, RuleViolation, ValidationFailed, invalid_reference
 from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import ensure_active_user, get_or_404, insert_returning, insert_rows
-from app.core.tenancy import actor_of, scoped_rows, tenant_id
+from app.core.tenancy import actor_of, tenant_id
 from app.leads import lifecycle, scoring
 from app.leads.schemas import (
     ConvertIn,
@@ -107,7 +108,7 @@ def _active_rules() -> Any:
 
 
 async def active_rules(session: AsyncSession) -> list[scoring.Rule]:
-    rows = await scoped_rows(session, _active_rules())
+    rows = await prepared_rows(session, _active_rules())
     return [to_rule(row) for row in rows]
 
 
@@ -314,7 +315,7 @@ async def _check_duplicate(
 ) -> None:
     if email is None:
         return
-    found = await scoped_rows(
+    found = await prepared_rows(
         session,
         _open_lead_with_email(except_id is not None),
         {"email": email, "except_id": except_id},

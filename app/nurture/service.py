@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import outbox
 from app.core.concurrency import check_version
+from app.core.driver import prepared_rows
 from app.core.errors import Conflict, ValidationFailed
 from app.core.ids import new_id, utcnow
 from app.core.pagination import paginate, parse_sort
@@ -507,11 +508,18 @@ async def run(
     return totals
 
 
+def _active_for_target() -> ColumnElement[bool]:
+    return and_(NurtureProgram.is_active, NurtureProgram.target == bindparam("target"))
+
+
 @functools.cache
 def _active_programs() -> Any:
-    return select(NurtureProgram).where(
-        NurtureProgram.is_active, NurtureProgram.target == bindparam("target")
-    )
+    return select(NurtureProgram).where(_active_for_target())
+
+
+@functools.cache
+def _any_active_program() -> Any:
+    return select(NurtureProgram.id).where(_active_for_target()).limit(1)
 
 
 async def on_change(
@@ -519,9 +527,10 @@ async def on_change(
 ) -> None:
     """A lead, deal or account changed: enroll it where it now matches, let it go where
     it no longer does (due steps are left to the runner)."""
-    programs = list(await session.scalars(_active_programs(), {"target": target}))
-    if not programs:
+    # Most changes meet no active program: a column read, then the programs if any.
+    if not await prepared_rows(session, _any_active_program(), {"target": target}):
         return
+    programs = list(await session.scalars(_active_programs(), {"target": target}))
     await session.flush()  # the change itself must be visible to the rules
     now = now or utcnow()
     totals = RunTotals()

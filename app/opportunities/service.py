@@ -18,12 +18,13 @@ from app.core import outbox
 from app.core.audit import changed_fields
 from app.core.auth import Principal
 from app.core.concurrency import check_version
+from app.core.driver import prepared_rows
 from app.core.errors import Forbidden, NotFound, RuleViolation, ValidationFailed, invalid_reference
 from app.core.ids import new_id, utcnow
 from app.core.org_settings import org_settings
 from app.core.pagination import paginate, parse_sort
 from app.core.repository import ensure_active_user
-from app.core.tenancy import actor_of, scoped_rows, tenant_id
+from app.core.tenancy import actor_of, tenant_id
 from app.metrics import rollups
 from app.models import (
     Account,
@@ -221,9 +222,9 @@ async def list_opportunities(
     return await paginate(session, stmt, keys, limit=limit, cursor=cursor, rows="columns")
 
 
-async def read_opportunity(session: AsyncSession, opportunity_id: uuid.UUID) -> Row[Any]:
+async def read_opportunity(session: AsyncSession, opportunity_id: uuid.UUID) -> Any:
     """The deal as the API shows it (``_as_shown``), or 404."""
-    row = (await scoped_rows(session, _shown_by_id(), {"opportunity_id": opportunity_id})).first()
+    row = (await prepared_rows(session, _shown_by_id(), {"opportunity_id": opportunity_id})).first()
     if row is None:
         raise NotFound(RESOURCE)
     return row

@@ -14,10 +14,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import outbox
 from app.core.concurrency import check_version, lock_tenant_topic
+from app.core.driver import prepared_rows
 from app.core.errors import Conflict, invalid_reference
 from app.core.ids import new_id
 from app.core.repository import get_or_404, insert_rows
-from app.core.tenancy import INCLUDE_DELETED, actor_of, scoped_rows, tenant_id
+from app.core.tenancy import INCLUDE_DELETED, actor_of, tenant_id
 from app.models import Account, Lead, Territory, TerritoryAssignment, User
 from app.territories import rules
 from app.territories.schemas import TerritoryCreate, TerritoryUpdate
@@ -173,7 +174,7 @@ async def assign(
 ) -> Assignment:
     """The territory of a new record and, with ``pick_owner``, its next member
     (round-robin, serialised by a row lock on the territory)."""
-    territories = {str(row.id): row for row in await scoped_rows(session, _rules_in_order())}
+    territories = {str(row.id): row for row in await prepared_rows(session, _rules_in_order())}
     match = rules.first_match([to_rule(row) for row in territories.values()], record)
     if match is None:
         return Assignment(None, None)

@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,14 +15,15 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core.config import Settings
+from app.core.driver import translated
 from app.core.logging import configure_logging
 from app.core.migrate import head_revision
 from app.core.problems import _is_unavailable
-from app.core.repository import translated_errors
 from app.main import create_app
 from tests.factories import Tenant, assert_problem
 
@@ -239,16 +241,46 @@ async def test_startup_leaves_the_built_app_out_of_garbage_collection(
 
 
 def test_errors_of_statements_sent_by_asyncpg_directly_are_answered_like_sqlalchemys() -> None:
-    """Hot paths send some statements on the driver (``insert_rows``, the import's COPY):
-    their errors reach the API wrapped as SQLAlchemy wraps them."""
+    """Hot paths send some statements on the driver (``app/core/driver.py``): their errors
+    reach the API wrapped as SQLAlchemy wraps them."""
 
-    def raised(error: Exception) -> BaseException:
-        with pytest.raises(DBAPIError) as caught, translated_errors("INSERT …"):
-            raise error
-        return caught.value
+    def raised(error: Exception, *, lost: bool = False) -> DBAPIError:
+        return translated("INSERT …", error, lost=lost)
 
     violation = raised(asyncpg.UniqueViolationError("duplicate key"))
     assert isinstance(violation, IntegrityError) and not _is_unavailable(violation)
-    assert _is_unavailable(raised(asyncpg.ConnectionDoesNotExistError("connection was closed")))
+    closed = asyncpg.ConnectionDoesNotExistError("connection was closed")
+    assert _is_unavailable(raised(closed, lost=True))
     assert _is_unavailable(raised(asyncpg.AdminShutdownError("terminating connection")))
     assert not _is_unavailable(raised(asyncpg.DataError("value too long")))
+
+
+async def test_a_connection_lost_under_a_statement_sent_by_asyncpg_is_replaced(
+    settings: Settings, database_url: str, tenant: Tenant
+) -> None:
+    """A GET of one deal reads on the driver, on an autocommit connection (no BEGIN through
+    SQLAlchemy to find the connection dead first): the request that finds it lost answers
+    503, and the pool replaces it, so the next request succeeds."""
+    application = create_app(settings.model_copy(update={"jobs_interval_seconds": 0}))
+    engine = application.state.engine
+    missing = f"/v1/opportunities/{uuid.uuid4()}"
+    try:
+        async with AsyncClient(
+            transport=ASGITransport(app=application), base_url="http://test"
+        ) as api:
+            assert (await api.get(missing, headers=tenant.headers)).status_code == 404
+            assert engine.pool.checkedin() == 1  # the one connection both requests used
+            async with engine.connect() as connection:
+                pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+            admin = await asyncpg.connect(database_url)
+            try:
+                await admin.execute("SELECT pg_terminate_backend($1)", pid)
+            finally:
+                await admin.close()
+
+            lost = await api.get(missing, headers=tenant.headers)
+            assert_problem(lost, 503, "service_unavailable")
+            assert (await api.get(missing, headers=tenant.headers)).status_code == 404
+    finally:
+        await engine.dispose()
+        await application.state.aggregates_engine.dispose()

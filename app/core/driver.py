@@ -1,0 +1,208 @@
+"""Statements sent straight to asyncpg, on the session's connection and in its transaction.
+
+For the hot paths: SQLAlchemy's per-execution work (the session's connection lookup, the
+greenlet hand-off, parameter and result handling) costs several times what asyncpg does
+with a statement already prepared (bench/README.md). A statement built once is compiled
+once, with SQLAlchemy's own compiler, tenant criteria and type processors, so it sends the
+same SQL and gives the same values as ``Session.execute`` would.
+
+Errors are raised as SQLAlchemy wraps asyncpg's, which the API answers: a constraint
+violation 409, a lost connection 503. A connection found lost is invalidated, as
+SQLAlchemy does on its own executions, so the pool replaces it instead of handing it out
+again.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import asyncpg
+from sqlalchemy import Select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import SessionTransaction
+
+from app.core.database import DISCONNECT_SQLSTATES
+from app.core.tenancy import TENANT_PARAM, TenantScopeMissing, scoped, tenant_id
+
+T = TypeVar("T")
+
+DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+_HANDLE = "driver_handle"  # session info
+
+
+@dataclass(frozen=True, slots=True)
+class _Handle:
+    """The session's transaction, its SQLAlchemy connection and the asyncpg one under it."""
+
+    transaction: SessionTransaction
+    connection: AsyncConnection
+    driver: asyncpg.Connection
+
+
+async def _handle(session: AsyncSession) -> _Handle:
+    # Kept for the transaction: asking the session for its connection each time (a
+    # greenlet hand-off and two proxies) cost more than the statements it ran.
+    handle: _Handle | None = session.info.get(_HANDLE)
+    if handle is not None and handle.transaction is session.sync_session.get_transaction():
+        return handle
+    connection = await session.connection()  # begins the transaction if none is
+    transaction = session.sync_session.get_transaction()
+    assert transaction is not None
+    raw = await connection.get_raw_connection()
+    handle = session.info[_HANDLE] = _Handle(transaction, connection, raw.driver_connection)
+    return handle
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection of the session's transaction (begun if it was not)."""
+    return (await _handle(session)).driver
+
+
+async def run(
+    session: AsyncSession, statement: str, call: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """``call`` on the session's asyncpg connection, its errors raised as SQLAlchemy's
+    (``statement`` names what it sends, for the error)."""
+    handle = await _handle(session)
+    try:
+        return await call(handle.driver)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+        # InternalClientError: the protocol is out of step with the server, as when the
+        # server ended the session while the connection sat in the pool (its message came
+        # unasked): the connection cannot be used again.
+        lost = (
+            handle.driver.is_closed()
+            or isinstance(error, asyncpg.InternalClientError)
+            or _sqlstate_lost(error)
+        )
+        if lost:
+            # What SQLAlchemy does on a disconnect: the pool replaces every connection
+            # opened before this one (a restarted server ended them all), and this one.
+            fairy = await handle.connection.get_raw_connection()
+            handle.connection.sync_engine.pool._invalidate(fairy, error, _checkin=False)
+            await handle.connection.invalidate(error)
+        raise translated(statement, error, lost=lost) from error
+
+
+def _sqlstate_lost(error: Exception) -> bool:
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(DISCONNECT_SQLSTATES)
+
+
+def translated(statement: str, error: Exception, *, lost: bool) -> DBAPIError:
+    """asyncpg's ``error`` as SQLAlchemy wraps it (``lost``: the connection is gone)."""
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(statement, None, error)
+    return DBAPIError(statement, None, error, connection_invalidated=lost)
+
+
+# --- selects ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _PreparedSelect:
+    """A SELECT as asyncpg runs it: its SQL, where each positional argument comes from
+    (a parameter given with the call, or a value the statement holds) and its bind
+    processor, the row type, and the result processors (found at the first run: they
+    depend on the types the server reports)."""
+
+    sql: str
+    arguments: tuple[tuple[str, bool, Any, Callable[[Any], Any] | None], ...]
+    row: type[tuple[Any, ...]]
+    column_types: tuple[Any, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...] | None = field(default=None)
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name, given, fixed, process in self.arguments:
+            value = params[name] if given else fixed
+            values.append(process(value) if process is not None and value is not None else value)
+        return values
+
+    def rows(self, records: list[asyncpg.Record]) -> Rows:
+        processors = self.processors
+        assert processors is not None
+        make = self.row._make  # type: ignore[attr-defined]
+        if not any(processors):
+            return Rows(make(record) for record in records)
+        return Rows(
+            make(
+                value if process is None or value is None else process(value)
+                for process, value in zip(processors, record, strict=True)
+            )
+            for record in records
+        )
+
+
+class Rows(list[Any]):
+    """Rows of a select (named tuples: by position or by column name), with the few
+    ``Result`` methods its callers use."""
+
+    def first(self) -> Any:
+        return self[0] if self else None
+
+    def scalar(self) -> Any:
+        return self[0][0] if self else None
+
+    def scalars(self) -> Iterator[Any]:
+        return (row[0] for row in self)
+
+    def all(self) -> list[Any]:
+        return list(self)
+
+
+_SELECTS: weakref.WeakKeyDictionary[Any, _PreparedSelect] = weakref.WeakKeyDictionary()
+
+
+def _prepared_select(statement: Select[Any]) -> _PreparedSelect:
+    prepared = _SELECTS.get(statement)
+    if prepared is not None:
+        return prepared
+    compiled = statement.compile(dialect=DIALECT)
+    given = {bind.key for bind in compiled.binds.values() if bind.required}
+    if any(bind.expanding for bind in compiled.binds.values() if bind.required):
+        raise ValueError("prepared selects take no list parameters (IN takes fixed values)")
+    # Expanded once: the statement's own IN lists have fixed lengths.
+    expanded = compiled.construct_expanded_state(dict.fromkeys(given))
+    processors: dict[str, Any] = {**(compiled._bind_processors or {}), **expanded.processors}
+    arguments = tuple(
+        (name, name in given, expanded.parameters[name], processors.get(name))
+        for name in expanded.positiontup or ()
+    )
+    columns = compiled._result_columns
+    prepared = _SELECTS[statement] = _PreparedSelect(
+        sql=expanded.statement,
+        arguments=arguments,
+        row=namedtuple("Row", [column.keyname for column in columns]),
+        column_types=tuple(column.type for column in columns),
+    )
+    return prepared
+
+
+async def prepared_rows(
+    session: AsyncSession, statement: Select[Any], params: Mapping[str, Any] | None = None
+) -> Rows:
+    """``tenancy.scoped_rows`` for a statement built once (module-level or
+    ``functools.cache``): scoped the same way, compiled at its first run only, and its rows
+    as named tuples. (A statement built per call would be compiled on every call.)"""
+    if statement._propagate_attrs.get("compile_state_plugin") != "orm":
+        raise TenantScopeMissing("prepared_rows needs a statement of mapped attributes")
+    params = {**(params or {}), TENANT_PARAM: tenant_id(session)}
+    prepared = _prepared_select(scoped(statement, include_deleted=False))
+    values = prepared.values(params)
+    if prepared.processors is None:
+        attributes = (
+            await run(session, prepared.sql, lambda driver: driver.prepare(prepared.sql))
+        ).get_attributes()
+        prepared.processors = tuple(
+            column_type._cached_result_processor(DIALECT, attribute.type.oid)
+            for column_type, attribute in zip(prepared.column_types, attributes, strict=True)
+        )
+    records = await run(session, prepared.sql, lambda driver: driver.fetch(prepared.sql, *values))
+    return prepared.rows(records)
