@@ -55,19 +55,21 @@ async def ensure_active_user(session: AsyncSession, field: str, user_id: uuid.UU
 class _PreparedInsert:
     """An INSERT of one key set, as asyncpg runs it: SQL with positional parameters, their
     column names in order, the Python defaults of the columns the rows leave out, and the
-    JSON columns (SQLAlchemy's codecs on the connection take JSON as text and decode it)."""
+    positions of the JSON columns (SQLAlchemy's codecs on the connection take JSON as text
+    and decode it)."""
 
     sql: str
     names: tuple[str, ...]
     defaults: tuple[tuple[str, ColumnDefault], ...]
-    json_names: frozenset[str]
+    json_positions: tuple[int, ...]
 
-    def record(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        values = {**row, **{name: _value_of(default) for name, default in self.defaults}}
-        return tuple(
-            orjson.dumps(values[name]).decode() if name in self.json_names else values[name]
-            for name in self.names
-        )
+    def record(self, row: dict[str, Any]) -> list[Any]:
+        if self.defaults:
+            row = row | {name: _value_of(default) for name, default in self.defaults}
+        record = [row[name] for name in self.names]
+        for position in self.json_positions:
+            record[position] = orjson.dumps(record[position]).decode()
+        return record
 
 
 def _value_of(default: ColumnDefault) -> Any:
@@ -93,7 +95,7 @@ def _prepared(table: Table, keys: tuple[str, ...], returning: tuple[str, ...]) -
         sql=compiled.string,
         names=names,
         defaults=tuple(defaults),
-        json_names=frozenset(json_columns & set(names)),
+        json_positions=tuple(i for i, name in enumerate(names) if name in json_columns),
     )
 
 

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from app.core import idempotency
 from app.core.deps import authenticate, request_session
 from app.core.errors import BadRequest
+from app.metrics import report_cache
 
 
 class DealbaseRoute(APIRoute):
@@ -71,6 +72,7 @@ class DealbaseRoute(APIRoute):
                 session = request_session(request)
                 if claim is not None:
                     await idempotency.complete(session, claim, response)
+                await report_cache.count_changes_now(session)
                 await session.commit()
                 return response
             except BaseException:

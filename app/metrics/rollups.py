@@ -88,6 +88,12 @@ def _pending(session: Session | AsyncSession) -> _Counts:
     return counts
 
 
+def has_pending(session: Session | AsyncSession) -> bool:
+    """Counts wait to be written at the session's commit."""
+    counts: _Counts | None = session.info.get(_PENDING)
+    return counts is not None and bool(counts.entries or counts.exits or counts.activities)
+
+
 def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
