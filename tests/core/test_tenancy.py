@@ -7,7 +7,7 @@ import uuid
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.tenancy import TenantScopeMissing
@@ -190,3 +190,53 @@ async def test_rows_inserted_without_the_orm_belong_to_the_session_organization(
         # A constraint violation is SQLAlchemy's IntegrityError, which the API answers 409.
         with pytest.raises(IntegrityError):
             await insert_rows(session, Account, [{**account(tenant, "A4"), "id": stored["id"]}])
+
+
+_NAMES = select(Account.name).order_by(Account.name)  # built once, as prepared_rows wants
+_NAMED = select(Account.id).where(Account.name == bindparam("name"))
+_EVERY_COLUMN = select(
+    *(getattr(Account, prop.key) for prop in Account.__mapper__.column_attrs)
+).order_by(Account.name)
+
+
+async def test_prepared_rows_are_scoped_and_typed_as_sqlalchemy_reads_them(
+    app: FastAPI, client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """``prepared_rows`` (statements built once, sent on the driver) applies the tenant
+    criteria of ``scoped_rows`` with each session's own tenant, and gives the same values,
+    of the same types, as SQLAlchemy's execution of the same statement."""
+    from app.core.driver import prepared_rows
+    from app.core.tenancy import Actor, bind_tenant, scoped_rows
+
+    first = await create_account(client, tenant.headers, name="A1", segment="enterprise")
+    gone = await create_account(client, tenant.headers, name="A2")
+    await create_account(client, other_tenant.headers, name="B1")
+    assert (
+        await client.delete(f"/v1/accounts/{gone['id']}", headers=tenant.headers)
+    ).status_code == 204
+    async with app.state.read_sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        assert [row.name for row in await prepared_rows(session, _NAMES)] == ["A1"]
+        found = await prepared_rows(session, _NAMED, {"name": "A1"})
+        assert found.scalar() == uuid.UUID(first["id"])
+        assert (await prepared_rows(session, _NAMED, {"name": "B1"})).first() is None
+        driver_rows = await prepared_rows(session, _EVERY_COLUMN)
+        orm_rows = (await scoped_rows(session, _EVERY_COLUMN)).all()
+        assert [tuple(row) for row in driver_rows] == [tuple(row) for row in orm_rows]
+        assert [[type(v) for v in row] for row in driver_rows] == [
+            [type(v) for v in row] for row in orm_rows
+        ]
+        bind_tenant(session, other_tenant.organization_id, Actor())
+        assert [row.name for row in await prepared_rows(session, _NAMES)] == ["B1"]
+
+        with pytest.raises(TenantScopeMissing):  # a Core select escapes the criteria
+            await prepared_rows(session, select(Account.__table__.c.name))
+        with pytest.raises(ValueError, match="list parameters"):
+            await prepared_rows(
+                session,
+                select(Account.id).where(Account.name.in_(bindparam("names", expanding=True))),
+                {"names": ["A1"]},
+            )
+    async with app.state.read_sessionmaker() as session:
+        with pytest.raises(TenantScopeMissing):
+            await prepared_rows(session, _NAMES)
