@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -59,16 +59,11 @@ async def _handle(session: AsyncSession) -> _Handle:
     return handle
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection of the session's transaction (begun if it was not)."""
-    return (await _handle(session)).driver
-
-
 async def run(
     session: AsyncSession, statement: str, call: Callable[[asyncpg.Connection], Awaitable[T]]
 ) -> T:
-    """``call`` on the session's asyncpg connection, its errors raised as SQLAlchemy's
-    (``statement`` names what it sends, for the error)."""
+    """``call`` on the asyncpg connection of the session's transaction (begun if it was
+    not), its errors raised as SQLAlchemy's (``statement`` names what it sends)."""
     handle = await _handle(session)
     try:
         return await call(handle.driver)
@@ -88,6 +83,16 @@ async def run(
             handle.connection.sync_engine.pool._invalidate(fairy, error, _checkin=False)
             await handle.connection.invalidate(error)
         raise translated(statement, error, lost=lost) from error
+
+
+async def execute_records(
+    session: AsyncSession, sql: str, records: Sequence[Sequence[Any]]
+) -> None:
+    """Run ``sql`` once per record (positional arguments) on the session's connection."""
+    if len(records) == 1:  # asyncpg's executemany costs several times execute for one row
+        await run(session, sql, lambda driver: driver.execute(sql, *records[0]))
+    else:
+        await run(session, sql, lambda driver: driver.executemany(sql, records))
 
 
 def _sqlstate_lost(error: Exception) -> bool:
@@ -149,12 +154,6 @@ class Rows(list[Any]):
 
     def scalar(self) -> Any:
         return self[0][0] if self else None
-
-    def scalars(self) -> Iterator[Any]:
-        return (row[0] for row in self)
-
-    def all(self) -> list[Any]:
-        return list(self)
 
 
 _SELECTS: weakref.WeakKeyDictionary[Any, _PreparedSelect] = weakref.WeakKeyDictionary()

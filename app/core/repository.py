@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import JSON, ColumnDefault, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.driver import DIALECT, run
+from app.core.driver import DIALECT, execute_records, run
 from app.core.errors import NotFound, invalid_reference
 from app.core.tenancy import READ_ONLY_KEY, ReadOnlySession, TenantScopeMissing, tenant_id
 from app.metrics.report_cache import counts_as_change, record_change
@@ -127,13 +127,7 @@ async def insert_rows(
     if not rows:
         return
     prepared = _prepared(_checked_table(session, model, rows), tuple(rows[0]), ())
-    sql = prepared.sql
-    if len(rows) == 1:  # asyncpg's executemany costs several times execute for one row
-        record = prepared.record(rows[0])
-        await run(session, sql, lambda driver: driver.execute(sql, *record))
-    else:
-        records = [prepared.record(row) for row in rows]
-        await run(session, sql, lambda driver: driver.executemany(sql, records))
+    await execute_records(session, prepared.sql, [prepared.record(row) for row in rows])
 
 
 async def insert_returning(

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from app.core.driver import DIALECT, run
+from app.core.driver import DIALECT, execute_records
 from app.core.ids import utcnow
 from app.core.tenancy import TENANT_KEY, TenantScopeMissing, tenant_id
 from app.metrics import rollups
@@ -145,10 +145,7 @@ async def count_changes_now(session: AsyncSession) -> None:
         return
     sql, names = _count_change_sql()
     records = [tuple(row[name] for name in names) for row in _counter_rows(changed)]
-    if len(records) == 1:  # a request changes its own organization's data
-        await run(session, sql, lambda driver: driver.execute(sql, *records[0]))
-    else:
-        await run(session, sql, lambda driver: driver.executemany(sql, records))
+    await execute_records(session, sql, records)
 
 
 @event.listens_for(Session, "after_rollback")
