@@ -182,7 +182,7 @@ def rebuild_rollups(
         str | None, typer.Option(help="One organization's id (default: every organization)")
     ] = None,
 ) -> None:
-    """Recompute the daily KPI roll-ups from the stage history and activities (after rows
+    """Recompute the daily KPI roll-ups from the deals, stage history and activities (after rows
     were written around the API, e.g. with SQL); this also counts as a change, so cached KPI
     reports are computed afresh. Prints the organizations done as JSON."""
     import uuid

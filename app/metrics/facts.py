@@ -58,6 +58,8 @@ from app.models import (
     ForecastSubmission,
     Lead,
     Opportunity,
+    OpportunityCloseRollup,
+    OpportunityCreatedRollup,
     PipelineStage,
     Quota,
     Spend,
@@ -279,6 +281,7 @@ class FactContext:
         money: Money,
         sums: dict[str, ColumnElement[Any]] | None = None,
         per_row: bool | None = None,
+        priced: Expr | None = None,
     ) -> Select[Any]:
         """Money sums converted to the corporate currency, aggregated first and converted
         after: ``stmt``'s rows are summed per key, currency and conversion day, and only
@@ -292,22 +295,22 @@ class FactContext:
         deals summed per rep, currency and day barely shrink (43,600 sums of 56,700 deals
         at 1M), so the partial sums only add a second aggregation (rep quotas 175 → 135 ms;
         deals closing, won and created grouped by rep 1,350 → 1,170 ms). By default, when
-        the report is grouped by owner."""
+        the report is grouped by owner.
+
+        ``priced``: the rows are roll-ups, each of several deals, and this column says how
+        many of them have an amount (otherwise a row with an amount counts one)."""
         sums = sums or {}
         if per_row is None:
-            per_row = self.group_by == "owner"
+            per_row = self.group_by == "owner" and priced is None
         if per_row:
             return self._converted_per_row(stmt, keys, currency, day, money, sums)
         inner_columns: list[Any] = [k.label(f"k_{name}") for name, k in keys.items()]
         inner_columns += [currency.label("currency"), day.label("day")]
         for name, (amount, condition) in money.items():
             total: ColumnElement[Any] = func.sum(amount)
-            rows: ColumnElement[Any] = func.count(amount)
+            rows: ColumnElement[Any] = func.count(amount) if priced is None else func.sum(priced)
             if condition is not None:
-                total, rows = (
-                    func.sum(amount).filter(condition),
-                    func.count(amount).filter(condition),
-                )
+                total, rows = total.filter(condition), rows.filter(condition)
             inner_columns += [total.label(f"m_{name}"), rows.label(f"n_{name}")]
         inner_columns += [aggregate.label(f"s_{name}") for name, aggregate in sums.items()]
         partial = (
@@ -392,10 +395,58 @@ def _converted(amount: Expr, rate: ColumnElement[Any]) -> ColumnElement[Any]:
     return amount * rate
 
 
+def _closing_sums(
+    kind: Expr, category: Expr, type_: Expr, deals: Callable[[], ColumnElement[Any]], cycle: Expr
+) -> tuple[dict[str, ColumnElement[bool]], dict[str, ColumnElement[Any]]]:
+    """Which rows each money sum of ``closing_facts`` takes, and its other sums, over rows
+    of a stage ``kind``, forecast ``category`` and deal ``type`` (deals, or roll-ups of
+    them): ``deals()`` counts them and ``cycle`` is their sales cycles in days."""
+    won, lost = kind == "won", kind == "lost"
+    open_ = and_(kind == "open", category != "omitted")
+    new_business = type_ == "new_business"
+    sums = {
+        "won_count": deals().filter(won),
+        "cycle_days": func.sum(cycle).filter(won),
+        "lost_count": deals().filter(lost),
+        "won_new_business": deals().filter(and_(won, new_business)),
+        "lost_new_business": deals().filter(and_(lost, new_business)),
+        "won_existing": deals().filter(and_(won, ~new_business)),
+        "lost_existing": deals().filter(and_(lost, ~new_business)),
+        "open_count": deals().filter(open_),
+    }
+    return {"won_amount": won, "open_amount": open_}, sums
+
+
 async def closing_facts(ctx: FactContext, period: Period) -> Rows:
     """Deals whose close date is in the period: won and lost (with the sales cycle of the
     won ones and the new-business / existing-customer split) and the open deals still
     expected to close in it."""
+    if _reads_rollups(ctx, "opportunity"):
+        rollup = OpportunityCloseRollup
+        kind = HISTORY_STAGE.kind
+        category = func.coalesce(
+            func.nullif(rollup.category_override, ""), HISTORY_STAGE.forecast_category
+        )
+        takes, sums = _closing_sums(
+            kind, category, rollup.type, lambda: func.sum(rollup.deals), rollup.cycle_days
+        )
+        stmt = (
+            select()
+            .select_from(rollup)
+            .join(HISTORY_STAGE, HISTORY_STAGE.id == rollup.stage_id)
+            .where(_in_days(rollup.day, period), rollup.deals != 0)
+        )
+        return await ctx.keyed(
+            ctx.converted(
+                stmt,
+                {"group_key": cast(null(), Text())},
+                currency=rollup.currency,
+                day=case((kind == "open", literal(ctx.today)), else_=rollup.day),
+                money={name: (rollup.amount, rows) for name, rows in takes.items()},
+                sums=sums,
+                priced=rollup.priced,
+            )
+        )
     dims = _opportunity_dims()
     stmt = (
         select()
@@ -404,20 +455,12 @@ async def closing_facts(ctx: FactContext, period: Period) -> Rows:
         .where(Opportunity.close_date >= period.start, Opportunity.close_date < period.end)
     )
     stmt, key = ctx.scope(stmt, dims)
-    won = Opportunity.stage_kind == "won"
-    lost = Opportunity.stage_kind == "lost"
-    open_ = and_(Opportunity.stage_kind == "open", _category() != "omitted")
-    new_business = Opportunity.type == "new_business"
-    # Looked up only for the won deals that came from a lead (inside the won FILTER), not
-    # joined: joining every lead costs more than the few lookups.
-    lead_created = (
-        select(SOURCE_LEAD.created_at)
-        .where(SOURCE_LEAD.id == Opportunity.lead_id)
-        .correlate(Opportunity)
-        .scalar_subquery()
-    )
-    first_contact = utc_date(
-        case((Opportunity.lead_id.is_not(None), lead_created), else_=Opportunity.created_at)
+    takes, sums = _closing_sums(
+        Opportunity.stage_kind,
+        _category(),
+        Opportunity.type,
+        func.count,
+        Opportunity.close_date - rollups.first_contact_day(),
     )
     totals = ctx.converted(
         stmt,
@@ -427,23 +470,30 @@ async def closing_facts(ctx: FactContext, period: Period) -> Rows:
         day=case(
             (Opportunity.stage_kind == "open", literal(ctx.today)), else_=Opportunity.close_date
         ),
-        money={"won_amount": (Opportunity.amount, won), "open_amount": (Opportunity.amount, open_)},
-        sums={
-            "won_count": func.count().filter(won),
-            "cycle_days": func.sum(Opportunity.close_date - first_contact).filter(won),
-            "lost_count": func.count().filter(lost),
-            "won_new_business": func.count().filter(and_(won, new_business)),
-            "lost_new_business": func.count().filter(and_(lost, new_business)),
-            "won_existing": func.count().filter(and_(won, ~new_business)),
-            "lost_existing": func.count().filter(and_(lost, ~new_business)),
-            "open_count": func.count().filter(open_),
-        },
+        money={name: (Opportunity.amount, rows) for name, rows in takes.items()},
+        sums=sums,
     )
     return await ctx.keyed(totals)
 
 
 async def created_facts(ctx: FactContext, period: Period) -> Rows:
     """Deals created in the period (the pipeline generated) and how many of them are won."""
+    if _reads_rollups(ctx, "opportunity"):
+        rollup = OpportunityCreatedRollup
+        return await ctx.keyed(
+            ctx.converted(
+                select().select_from(rollup).where(_in_days(rollup.day, period), rollup.deals != 0),
+                {"group_key": cast(null(), Text())},
+                currency=rollup.currency,
+                day=rollup.day,
+                money={"created_amount": (rollup.amount, None)},
+                sums={
+                    "created_count": func.sum(rollup.deals),
+                    "created_won": func.sum(rollup.deals).filter(rollup.won),
+                },
+                priced=rollup.priced,
+            )
+        )
     dims = _opportunity_dims()
     stmt = (
         select()
@@ -481,8 +531,37 @@ def _won_in(start: date, end: date) -> Select[Any]:
     )
 
 
+def _won_from_rollups(
+    ctx: FactContext, start: date, end: date, money: str, sums: tuple[str, ...] = ()
+) -> Select[Any]:
+    """Won revenue (``money``) with a close date in [start, end) and, if ``sums`` names
+    it, the count of those deals (``won_count``), from the close-date roll-ups."""
+    rollup = OpportunityCloseRollup
+    stmt = (
+        select()
+        .select_from(rollup)
+        .join(HISTORY_STAGE, HISTORY_STAGE.id == rollup.stage_id)
+        .where(
+            HISTORY_STAGE.kind == "won", rollup.day >= start, rollup.day < end, rollup.deals != 0
+        )
+    )
+    counts = {"won_count": func.sum(rollup.deals)}
+    return ctx.converted(
+        stmt,
+        {"group_key": cast(null(), Text())},
+        currency=rollup.currency,
+        day=rollup.day,
+        money={money: (rollup.amount, None)},
+        sums={name: counts[name] for name in sums},
+        priced=rollup.priced,
+    )
+
+
 async def won_facts(ctx: FactContext, period: Period) -> Rows:
     """Revenue won in the period alone (what growth needs of the previous period)."""
+    if _reads_rollups(ctx, "opportunity"):
+        won = _won_from_rollups(ctx, period.start, period.end, "won_amount", ("won_count",))
+        return await ctx.keyed(won)
     dims = _opportunity_dims()
     stmt, key = ctx.scope(_won_in(period.start, period.end), dims)
     totals = ctx.converted(
@@ -498,19 +577,22 @@ async def won_facts(ctx: FactContext, period: Period) -> Rows:
 
 async def trailing_revenue_facts(ctx: FactContext, period: Period) -> Rows:
     """Won revenue and distinct paying customers in the twelve months up to the period end
-    (the annual revenue per customer of CLTV)."""
+    (the annual revenue per customer of CLTV). Distinct customers do not add up, so they
+    are always counted from the deals."""
     dims = _opportunity_dims()
     window_start = year_before(period.end)
     stmt, key = ctx.scope(_won_in(window_start, period.end), dims)
-    revenue = await ctx.keyed(
-        ctx.converted(
+    if _reads_rollups(ctx, "opportunity"):
+        totals = _won_from_rollups(ctx, window_start, period.end, "revenue")
+    else:
+        totals = ctx.converted(
             stmt,
             {"group_key": key},
             currency=Opportunity.currency,
             day=Opportunity.close_date,
             money={"revenue": (Opportunity.amount, None)},
         )
-    )
+    revenue = await ctx.keyed(totals)
     customers = await ctx.grouped(
         stmt.add_columns(func.count(distinct(Opportunity.account_id)).label("paying_customers")),
         key,

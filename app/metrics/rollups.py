@@ -1,13 +1,16 @@
-"""Daily roll-ups of the stage history and the activities, kept in step with them in the
-same transaction.
+"""Daily roll-ups of the deals, the stage history and the activities, kept in step with
+them in the same transaction.
 
-Stage conversion, time in stage and time spent selling of a period that no filter or
-grouping narrows read a few rows per day (``StageEntryRollup``, ``StageExitRollup``,
-``ActivityRollup``) instead of every move or activity of the period.
+Deals closing, won and created, stage conversion, time in stage and time spent selling of
+a period that no filter or grouping narrows read a few rows per day
+(``OpportunityCloseRollup``, ``OpportunityCreatedRollup``, ``StageEntryRollup``,
+``StageExitRollup``, ``ActivityRollup``) instead of every deal, move or activity of the
+period.
 
-Every stage-history row the session inserts and every activity it inserts, changes or
-deletes is counted when it is flushed; every entry that learns how it was left is counted
-by ``count_exits`` (the stage engine records exits with one UPDATE, which no flush sees).
+Every deal and activity the session inserts, changes or deletes and every stage-history row
+it inserts is counted when it is flushed: a change takes back what the row counted before
+and adds what it counts now. Every entry that learns how it was left is counted by
+``count_exits`` (the stage engine records exits with one UPDATE, which no flush sees).
 The counts wait in the session and are written just before it commits, in one upsert per
 table with the rows in key order: the roll-up rows are then locked last and in one global
 order, so concurrent writers never deadlock on them and hold them only until their
@@ -24,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +36,7 @@ from sqlalchemy import (
     Integer,
     Table,
     and_,
+    case,
     cast,
     delete,
     event,
@@ -48,6 +53,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.models import (
     Activity,
     ActivityRollup,
+    Lead,
+    Opportunity,
+    OpportunityCloseRollup,
+    OpportunityCreatedRollup,
     StageEntryRollup,
     StageExitRollup,
     StageHistory,
@@ -64,6 +73,8 @@ _PENDING = "rollup_counts"
 EntryKey = tuple[uuid.UUID, date, uuid.UUID]  # organization, day, stage
 ExitKey = tuple[uuid.UUID, date, uuid.UUID, int]  # … and whole days spent
 DayKey = tuple[uuid.UUID, date]  # organization, day
+CloseKey = tuple[uuid.UUID, date, uuid.UUID, str, str, str]  # OpportunityCloseRollup's key
+CreatedKey = tuple[uuid.UUID, date, str, bool]  # organization, day, currency, won
 # What an activity adds to its day's roll-up, in ActivityRollup's column order.
 ACTIVITY_SUMS = ("activities", "logged_minutes", "selling_minutes", "without_duration")
 
@@ -79,6 +90,12 @@ class _Counts:
     activities: defaultdict[DayKey, list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
     )  # ACTIVITY_SUMS
+    closes: defaultdict[CloseKey, list[Any]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, Decimal(0), 0])
+    )  # [deals, priced, amount, cycle_days]
+    created: defaultdict[CreatedKey, list[Any]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, Decimal(0)])
+    )  # [deals, priced, amount]
 
 
 def _pending(session: Session | AsyncSession) -> _Counts:
@@ -91,7 +108,9 @@ def _pending(session: Session | AsyncSession) -> _Counts:
 def has_pending(session: Session | AsyncSession) -> bool:
     """Counts wait to be written at the session's commit."""
     counts: _Counts | None = session.info.get(_PENDING)
-    return counts is not None and bool(counts.entries or counts.exits or counts.activities)
+    return counts is not None and bool(
+        counts.entries or counts.exits or counts.activities or counts.closes or counts.created
+    )
 
 
 def utc_day(moment: datetime) -> date:
@@ -118,17 +137,29 @@ def _count_row(counts: _Counts, row: StageHistory) -> None:
 
 
 _ACTIVITY_FIELDS = ("occurred_at", "duration_minutes", "selling")
+_DEAL_FIELDS = (
+    "deleted_at",
+    "close_date",
+    "stage_id",
+    "stage_kind",
+    "type",
+    "currency",
+    "forecast_category_override",
+    "amount",
+    "created_at",
+    "lead_id",
+)
 
 
-def _activity_values(activity: Activity, *, before: bool) -> tuple[Any, ...]:
-    """The activity's counted fields as flushed (``before``: as they were before)."""
+def _values(row: Any, fields: tuple[str, ...], *, before: bool) -> tuple[Any, ...]:
+    """The row's counted fields as flushed (``before``: as they were before)."""
     if not before:
-        return tuple(getattr(activity, name) for name in _ACTIVITY_FIELDS)
-    state = inspect(activity)
+        return tuple(getattr(row, name) for name in fields)
+    state = inspect(row)
     values = []
-    for name in _ACTIVITY_FIELDS:
+    for name in fields:
         history = state.attrs[name].history
-        values.append(history.deleted[0] if history.deleted else getattr(activity, name))
+        values.append(history.deleted[0] if history.deleted else getattr(row, name))
     return tuple(values)
 
 
@@ -141,6 +172,53 @@ def _count_activity(
     sums = counts.activities[(organization_id, utc_day(occurred_at))]
     for index, term in enumerate(terms):
         sums[index] += sign * term
+
+
+class _LeadDays:
+    """UTC days of creation of source leads, read once per flush (only won deals need
+    them: their sales cycle starts at the lead's creation)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.known: dict[uuid.UUID, date | None] = {}
+
+    def __call__(self, organization_id: uuid.UUID, lead_id: uuid.UUID) -> date | None:
+        if lead_id not in self.known:
+            created_at = self.session.connection().scalar(
+                select(Lead.created_at).where(
+                    Lead.organization_id == organization_id, Lead.id == lead_id
+                )
+            )
+            self.known[lead_id] = None if created_at is None else utc_day(created_at)
+        return self.known[lead_id]
+
+
+def _count_deal(
+    counts: _Counts,
+    lead_days: _LeadDays,
+    organization_id: uuid.UUID,
+    values: tuple[Any, ...],
+    sign: int,
+) -> None:
+    (deleted_at, close_date, stage_id, kind, type_, currency, override, amount, created_at,
+     lead_id) = values  # fmt: skip
+    if deleted_at is not None:
+        return
+    priced, amount = int(amount is not None), amount or Decimal(0)
+    if close_date is not None:
+        cycle = 0
+        if kind == "won":
+            first_contact = (
+                utc_day(created_at) if lead_id is None else lead_days(organization_id, lead_id)
+            )
+            cycle = 0 if first_contact is None else (close_date - first_contact).days
+        key = (organization_id, close_date, stage_id, type_, currency, override or "")
+        sums = counts.closes[key]
+        for index, term in enumerate((1, priced, amount, cycle)):
+            sums[index] += sign * term
+    made = counts.created[(organization_id, utc_day(created_at), currency, kind == "won")]
+    for index, term in enumerate((1, priced, amount)):
+        made[index] += sign * term
 
 
 def count_exits(
@@ -162,21 +240,36 @@ def count_exits(
 def _count_flushed(session: Session, _context: Any) -> None:
     # Still the flush's own view: new, dirty and deleted objects with their history.
     counts = _pending(session)
+    lead_days = _LeadDays(session)
     for obj in session.new:
         if isinstance(obj, StageHistory):
             _count_row(counts, obj)
         elif isinstance(obj, Activity):
-            _count_activity(counts, obj.organization_id, _activity_values(obj, before=False), 1)
+            after = _values(obj, _ACTIVITY_FIELDS, before=False)
+            _count_activity(counts, obj.organization_id, after, 1)
+        elif isinstance(obj, Opportunity):
+            after = _values(obj, _DEAL_FIELDS, before=False)
+            _count_deal(counts, lead_days, obj.organization_id, after, 1)
     for obj in session.dirty:
-        if isinstance(obj, Activity):
-            before = _activity_values(obj, before=True)
-            after = _activity_values(obj, before=False)
-            if before != after:
+        if isinstance(obj, Activity | Opportunity):
+            fields = _ACTIVITY_FIELDS if isinstance(obj, Activity) else _DEAL_FIELDS
+            before = _values(obj, fields, before=True)
+            after = _values(obj, fields, before=False)
+            if before == after:
+                continue
+            if isinstance(obj, Activity):
                 _count_activity(counts, obj.organization_id, before, -1)
                 _count_activity(counts, obj.organization_id, after, 1)
+            else:
+                _count_deal(counts, lead_days, obj.organization_id, before, -1)
+                _count_deal(counts, lead_days, obj.organization_id, after, 1)
     for obj in session.deleted:
         if isinstance(obj, Activity):
-            _count_activity(counts, obj.organization_id, _activity_values(obj, before=True), -1)
+            before = _values(obj, _ACTIVITY_FIELDS, before=True)
+            _count_activity(counts, obj.organization_id, before, -1)
+        elif isinstance(obj, Opportunity):
+            before = _values(obj, _DEAL_FIELDS, before=True)
+            _count_deal(counts, lead_days, obj.organization_id, before, -1)
 
 
 def add_up_statement(model: type[Any]) -> Any:
@@ -189,9 +282,20 @@ def add_up_statement(model: type[Any]) -> Any:
 
 
 # Built once: building and compiling them at each commit cost more than running them.
-_ADD_UP = {
-    model: add_up_statement(model) for model in (StageEntryRollup, StageExitRollup, ActivityRollup)
-}
+_ROLLUPS = (
+    StageEntryRollup,
+    StageExitRollup,
+    ActivityRollup,
+    OpportunityCloseRollup,
+    OpportunityCreatedRollup,
+)
+_ADD_UP = {model: add_up_statement(model) for model in _ROLLUPS}
+
+
+_CLOSE_KEY = ("organization_id", "day", "stage_id", "type", "currency", "category_override")
+_CLOSE_SUMS = ("deals", "priced", "amount", "cycle_days")
+_CREATED_KEY = ("organization_id", "day", "currency", "won")
+_CREATED_SUMS = ("deals", "priced", "amount")
 
 
 def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
@@ -239,6 +343,32 @@ def _write_counts(session: Session) -> None:
                 for (o, d), sums in sorted(counts.activities.items())
             ],
         )
+    closes = [(key, sums) for key, sums in sorted(counts.closes.items()) if any(sums)]
+    if closes:
+        _add_up(
+            session,
+            OpportunityCloseRollup,
+            [
+                {
+                    **dict(zip(_CLOSE_KEY, key, strict=True)),
+                    **dict(zip(_CLOSE_SUMS, sums, strict=True)),
+                }
+                for key, sums in closes
+            ],
+        )
+    created = [(key, sums) for key, sums in sorted(counts.created.items()) if any(sums)]
+    if created:
+        _add_up(
+            session,
+            OpportunityCreatedRollup,
+            [
+                {
+                    **dict(zip(_CREATED_KEY, key, strict=True)),
+                    **dict(zip(_CREATED_SUMS, sums, strict=True)),
+                }
+                for key, sums in created
+            ],
+        )
 
 
 @event.listens_for(Session, "after_rollback")
@@ -275,9 +405,25 @@ def activity_sums() -> dict[str, ColumnElement[Any]]:
 
 
 async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    """Replace the organization's roll-ups by sums of its stage history and activities."""
-    for rollup in (StageEntryRollup, StageExitRollup, ActivityRollup):
+    """Replace the organization's roll-ups by sums of its deals, stage history and
+    activities."""
+    # What this transaction wrote before is in the rows now: counted again at its commit,
+    # it would be added twice.
+    await session.flush()
+    counts = session.info.get(_PENDING)
+    if counts is not None:
+        for pending in (
+            counts.entries,
+            counts.exits,
+            counts.activities,
+            counts.closes,
+            counts.created,
+        ):
+            for key in [key for key in pending if key[0] == organization_id]:
+                del pending[key]
+    for rollup in _ROLLUPS:
         await session.execute(delete(rollup).where(rollup.organization_id == organization_id))
+    await _rebuild_deals(session, organization_id)
     of_org = StageHistory.organization_id == organization_id
     day = utc_date(StageHistory.moved_at)
     entries = (
@@ -322,4 +468,70 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
     )
     await session.execute(
         insert(ActivityRollup).from_select(["organization_id", "day", *ACTIVITY_SUMS], activities)
+    )
+
+
+# The leads table itself, not the mapped class: the tenant's soft-delete criteria do not
+# apply to it, so a deal's cycle keeps its start when its source lead is deleted later.
+_SOURCE_LEAD = Lead.__table__.alias("source_lead")
+
+
+def first_contact_day() -> ColumnElement[Any]:
+    """The UTC day a deal's sales cycle starts: its source lead's creation, else its own.
+    The lead is looked up, not joined: only deals that came from one need it."""
+    lead = _SOURCE_LEAD.c
+    lead_created = (
+        select(lead.created_at)
+        .where(lead.organization_id == Opportunity.organization_id, lead.id == Opportunity.lead_id)
+        .correlate(Opportunity)
+        .scalar_subquery()
+    )
+    return utc_date(
+        case((Opportunity.lead_id.is_not(None), lead_created), else_=Opportunity.created_at)
+    )
+
+
+async def _rebuild_deals(session: AsyncSession, organization_id: uuid.UUID) -> None:
+    live = and_(Opportunity.organization_id == organization_id, Opportunity.deleted_at.is_(None))
+    close_keys = (
+        Opportunity.organization_id,
+        Opportunity.close_date,
+        Opportunity.stage_id,
+        Opportunity.type,
+        Opportunity.currency,
+        func.coalesce(Opportunity.forecast_category_override, ""),
+    )
+    cycle = Opportunity.close_date - first_contact_day()
+    closes = (
+        select(
+            *close_keys,
+            func.count(),
+            func.count(Opportunity.amount),
+            func.coalesce(func.sum(Opportunity.amount), 0),
+            func.coalesce(func.sum(cycle).filter(Opportunity.stage_kind == "won"), 0),
+        )
+        .where(live, Opportunity.close_date.is_not(None))
+        .group_by(*close_keys)
+    )
+    await session.execute(
+        insert(OpportunityCloseRollup).from_select([*_CLOSE_KEY, *_CLOSE_SUMS], closes)
+    )
+    created_keys = (
+        Opportunity.organization_id,
+        utc_date(Opportunity.created_at),
+        Opportunity.currency,
+        Opportunity.stage_kind == "won",
+    )
+    created = (
+        select(
+            *created_keys,
+            func.count(),
+            func.count(Opportunity.amount),
+            func.coalesce(func.sum(Opportunity.amount), 0),
+        )
+        .where(live)
+        .group_by(*created_keys)
+    )
+    await session.execute(
+        insert(OpportunityCreatedRollup).from_select([*_CREATED_KEY, *_CREATED_SUMS], created)
     )

@@ -17,6 +17,8 @@ from app.models.nurture import NurtureEnrollment, NurtureProgram
 from app.models.opportunity import (
     CustomFieldDefinition,
     Opportunity,
+    OpportunityCloseRollup,
+    OpportunityCreatedRollup,
     OpportunitySplit,
     Pipeline,
     PipelineStage,
@@ -95,6 +97,8 @@ __all__ = [
     "NurtureEnrollment",
     "NurtureProgram",
     "Opportunity",
+    "OpportunityCloseRollup",
+    "OpportunityCreatedRollup",
     "OpportunitySplit",
     "OpportunityStakeholder",
     "Organization",

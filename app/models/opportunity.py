@@ -300,6 +300,45 @@ class StageExitRollup(TenantKeyMixin, Base):
     __table_args__ = (tenant_fk("stage_id", "pipeline_stages"),)
 
 
+class OpportunityCloseRollup(TenantKeyMixin, Base):
+    """Per close date, stage, type, currency and forecast category override (``''`` for
+    none): the live deals with that close date, how many have an amount, their amounts
+    summed and, for won stages, their sales cycles summed in days (close date minus the
+    UTC day of first contact: the source lead's creation, else the deal's). Deals closing,
+    won revenue and their parts of an unfiltered period sum these rows instead of the
+    period's deals; the stage is kept (not its kind or category) so that editing a
+    stage's forecast category needs no recount. Kept with the deals by
+    ``app/metrics/rollups.py``."""
+
+    __tablename__ = "deal_close_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    stage_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    category_override: Mapped[str] = mapped_column(String(16), primary_key=True)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    priced: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[Decimal] = mapped_column(Numeric(28, 2), default=0)
+    cycle_days: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (tenant_fk("stage_id", "pipeline_stages"),)
+
+
+class OpportunityCreatedRollup(TenantKeyMixin, Base):
+    """Per UTC day of creation, currency and whether won: the live deals created, how many
+    have an amount and their amounts summed (the pipeline generated in a period)."""
+
+    __tablename__ = "deal_created_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    won: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    priced: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[Decimal] = mapped_column(Numeric(28, 2), default=0)
+
+
 class OpportunitySplit(TenantMixin, TimestampMixin, Base):
     __tablename__ = "opportunity_splits"
     __resource_type__ = "opportunity_split"

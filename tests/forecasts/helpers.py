@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import update
+from sqlalchemy import select
 
 from app.core.tenancy import Actor, bind_tenant
 from app.models import Opportunity
@@ -116,9 +116,9 @@ class Sales:
     async def set_close_date(self, deal_id: str, day: date) -> None:
         async with self.app.state.sessionmaker() as session, session.begin():
             bind_tenant(session, self.tenant.organization_id, Actor())
-            await session.execute(
-                update(Opportunity).where(Opportunity.id == deal_id).values(close_date=day)
-            )
+            deal = await session.scalar(select(Opportunity).where(Opportunity.id == deal_id))
+            assert deal is not None
+            deal.close_date = day  # through the ORM: the roll-ups count the change
 
     async def quota(self, name: str, period: str, amount: str) -> None:
         await create(

@@ -108,7 +108,7 @@ async def _filter_world(app: FastAPI, client: AsyncClient, tenant: Tenant) -> di
         1, amount=400, close_date=date(2026, 5, 20), owner_id=ana, account_id=enterprise
     )
     async with facts.session() as session:  # move the last deal into the second pipeline
-        from sqlalchemy import update
+        from sqlalchemy import select
 
         from app.models import Opportunity, PipelineStage
 
@@ -117,11 +117,9 @@ async def _filter_world(app: FastAPI, client: AsyncClient, tenant: Tenant) -> di
             .with_only_columns(PipelineStage.id)
             .where(PipelineStage.pipeline_id == second["id"], PipelineStage.kind == "won")
         )
-        await session.execute(
-            update(Opportunity)
-            .where(Opportunity.amount == 400)
-            .values(pipeline_id=second["id"], stage_id=won_stage)
-        )
+        # Through the ORM, as the stage engine writes: the roll-ups count the change.
+        for deal in await session.scalars(select(Opportunity).where(Opportunity.amount == 400)):
+            deal.pipeline_id, deal.stage_id = second["id"], won_stage
     return {
         "ana": str(ana),
         "bora": str(bora),

@@ -9,6 +9,7 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -248,7 +249,8 @@ async def test_concurrent_stage_moves_serialize_and_history_chains(
     assert events == len(done)
 
 
-# The stage roll-ups summed afresh from the history (app/metrics/rollups.py counts them).
+# The stage and deal roll-ups summed afresh from the history and the deals
+# (app/metrics/rollups.py counts them).
 ROLLUPS_FROM_HISTORY = """
 SELECT 'entry', (moved_at AT TIME ZONE 'UTC')::date, to_stage_id, NULL::integer,
        count(*), count(*) FILTER (WHERE exit_direction IN ('forward', 'won'))
@@ -261,6 +263,14 @@ SELECT 'exit', (moved_at AT TIME ZONE 'UTC')::date, from_stage_id,
 FROM opportunity_stage_history
 WHERE organization_id = $1 AND days_in_previous_stage IS NOT NULL AND direction <> 'reopen'
 GROUP BY 2, 3, 4
+UNION ALL
+SELECT 'close', close_date, stage_id, NULL, count(*), sum(amount)::bigint
+FROM opportunities
+WHERE organization_id = $1 AND deleted_at IS NULL AND close_date IS NOT NULL GROUP BY 2, 3
+UNION ALL
+SELECT 'created', (created_at AT TIME ZONE 'UTC')::date, NULL, (stage_kind = 'won')::integer,
+       count(*), sum(amount)::bigint
+FROM opportunities WHERE organization_id = $1 AND deleted_at IS NULL GROUP BY 2, 4
 """
 ROLLUPS = """
 SELECT 'entry', day, stage_id, NULL::integer, entered, advanced
@@ -268,10 +278,16 @@ FROM stage_entry_rollups WHERE organization_id = $1
 UNION ALL
 SELECT 'exit', day, stage_id, whole_days, exits, hundredths
 FROM stage_exit_rollups WHERE organization_id = $1
+UNION ALL
+SELECT 'close', day, stage_id, NULL, sum(deals), sum(amount)::bigint
+FROM deal_close_rollups WHERE organization_id = $1 GROUP BY 2, 3 HAVING sum(deals) <> 0
+UNION ALL
+SELECT 'created', day, NULL, won::integer, sum(deals), sum(amount)::bigint
+FROM deal_created_rollups WHERE organization_id = $1 GROUP BY 2, 4 HAVING sum(deals) <> 0
 """
 
 
-async def test_concurrent_moves_of_many_deals_keep_the_stage_rollups_exact(
+async def test_concurrent_moves_of_many_deals_keep_the_rollups_exact(
     api: httpx.AsyncClient, org: Tenant, live_server: Server
 ) -> None:
     """Moves of different deals into and out of the same stages add to the same roll-up
@@ -289,6 +305,7 @@ async def test_concurrent_moves_of_many_deals_keep_the_stage_rollups_exact(
                 "account_id": first["account_id"],
                 "pipeline_id": first["pipeline_id"],
                 "amount": "1000",
+                "close_date": date.today().isoformat(),  # the same close roll-up rows
             },
         )
         for n in range(7)
