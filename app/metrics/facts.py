@@ -47,7 +47,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.core.database import AGGREGATES_ENGINE_KEY
 from app.core.tenancy import INCLUDE_DELETED, actor_of, bind_tenant, tenant_id
 from app.metrics import rollups
-from app.metrics.fx import Converter, Expr
+from app.metrics.fx import Converter, Expr, converter_for
 from app.metrics.periods import Period, year_before
 from app.metrics.rollups import ADVANCED, CLOSING_MOVES, utc_date
 from app.models import (
@@ -186,7 +186,7 @@ class FactContext:
     _memo: dict[tuple[str, str, date, date], Rows] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.converter = Converter(self.corporate)
+        self.converter = converter_for(self.corporate)
 
     async def fact(self, name: str, period: Period) -> Rows:
         memo_key = (name, period.label, period.start, period.end)
@@ -1065,15 +1065,19 @@ async def _stage_times_from_rollups(ctx: FactContext, period: Period) -> Rows | 
         return {}
     stage_ids = [s for s in partitions if s is not None]
     days = StageHistory.days_in_previous_stage
+    # Both positions of a median mostly fall in the same bucket: one lookup reads them.
+    lookups: dict[tuple[uuid.UUID | None, int], list[int]] = {}
+    for stage_id, bucket, offset in targets:
+        lookups.setdefault((stage_id, bucket), []).append(offset)
     picks = []
-    for index, (stage_id, bucket, offset) in enumerate(targets):
+    for index, ((stage_id, bucket), offsets) in enumerate(lookups.items()):
         of_stage = (
             StageHistory.from_stage_id == stage_id
             if stage_id is not None
             else StageHistory.from_stage_id.in_(stage_ids)
         )
         picks.append(
-            select(literal(index).label("target"), days.label("days"))
+            select(literal(index).label("lookup"), days.label("days"))
             .where(
                 of_stage,
                 func.floor(days) == bucket,
@@ -1081,18 +1085,21 @@ async def _stage_times_from_rollups(ctx: FactContext, period: Period) -> Rows | 
                 rollups.exit_conditions(),
             )
             .order_by(days)
-            .offset(offset)
-            .limit(1)
+            .offset(min(offsets))
+            .limit(max(offsets) - min(offsets) + 1)
             .subquery()
             .select()
         )
-    picked = await ctx.session.execute(union_all(*picks))
-    values: dict[int, Decimal] = {target: value for target, value in picked}
-    if len(values) < len(targets):
-        return None  # the roll-ups count moves the history lacks (written around the API)
-    for index, (stage_id, _bucket, _offset) in enumerate(targets):
-        # Each partition has its two positions' values; their mean is the median.
-        partitions[stage_id]["median_days"] += Decimal(values[index]) / 2
+    picked: dict[int, list[Decimal]] = {}
+    for lookup, value in await ctx.session.execute(union_all(*picks)):
+        picked.setdefault(lookup, []).append(Decimal(value))
+    for index, ((stage_id, _bucket), offsets) in enumerate(lookups.items()):
+        found = sorted(picked.get(index, []))
+        if len(found) < max(offsets) - min(offsets) + 1:
+            return None  # the roll-ups count moves the history lacks (written around the API)
+        for offset in offsets:
+            # Each partition has its two positions' values; their mean is the median.
+            partitions[stage_id]["median_days"] += found[offset - min(offsets)] / 2
     whole = partitions.pop(None)
     return {None: {**whole, "stages": list(partitions.values())}}
 

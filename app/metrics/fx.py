@@ -14,6 +14,7 @@ took 2.0 s instead of 0.97 s, revenue by rep 3.0 s instead of 0.68 s (bench/READ
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import CTE, ColumnElement, Select, and_, case, func, literal, select
@@ -102,3 +103,11 @@ class Converter:
             rates += [on_day.c.rate, latest.c.rate]
         rate = case((currency == self.corporate, literal(1)), else_=func.coalesce(*rates))
         return stmt, rate
+
+
+@lru_cache(maxsize=64)
+def converter_for(corporate: str) -> Converter:
+    """The converter to ``corporate``, built once: it holds only SQL constructs, never
+    changed after construction, and building its rate CTEs cost ~10 % of a KPI summary's
+    CPU when every fact computed side by side built its own."""
+    return Converter(corporate)

@@ -176,7 +176,14 @@ class Lead(TenantMixin, TimestampMixin, VersionedMixin, SoftDeleteMixin, Base):
             "status IN ('new', 'mql', 'sal', 'sql', 'converted', 'disqualified', 'recycled')",
             name="status",
         ),
-        Index("ix_leads_organization_id_created_at", "organization_id", "created_at", "id"),
+        # Pages by creation, and the leads created in a KPI period (an index-only scan).
+        Index(
+            "ix_leads_organization_id_created_at",
+            "organization_id",
+            "created_at",
+            "id",
+            postgresql_include=["converted_at", "deleted_at"],
+        ),
         Index("ix_leads_organization_id_email", "organization_id", "email"),
         Index("ix_leads_organization_id_status", "organization_id", "status"),
         Index("ix_leads_organization_id_owner_id", "organization_id", "owner_id"),

@@ -1,4 +1,5 @@
-"""daily roll-ups of the deals by close date and by creation day for the unfiltered KPIs
+"""daily roll-ups of the deals by close date and by creation day for the unfiltered KPIs;
+leads created in a period read by an index-only scan
 
 Revision ID: 7d3f2a9c1e58
 Revises: df8dc35a3cb1
@@ -95,8 +96,20 @@ def upgrade() -> None:
     )
     op.execute(BACKFILL_CLOSES)
     op.execute(BACKFILL_CREATED)
+    _leads_by_creation(include=["converted_at", "deleted_at"])
+
+
+def _leads_by_creation(include: list[str]) -> None:
+    op.drop_index("ix_leads_organization_id_created_at", table_name="leads")
+    op.create_index(
+        "ix_leads_organization_id_created_at",
+        "leads",
+        ["organization_id", "created_at", "id"],
+        postgresql_include=include,
+    )
 
 
 def downgrade() -> None:
+    _leads_by_creation(include=[])
     op.drop_table("deal_created_rollups")
     op.drop_table("deal_close_rollups")
