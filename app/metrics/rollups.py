@@ -108,9 +108,7 @@ def _pending(session: Session | AsyncSession) -> _Counts:
 def has_pending(session: Session | AsyncSession) -> bool:
     """Counts wait to be written at the session's commit."""
     counts: _Counts | None = session.info.get(_PENDING)
-    return counts is not None and bool(
-        counts.entries or counts.exits or counts.activities or counts.closes or counts.created
-    )
+    return counts is not None and any(getattr(counts, counted) for _, counted, *_ in _LAYOUT)
 
 
 def utc_day(moment: datetime) -> date:
@@ -281,21 +279,28 @@ def add_up_statement(model: type[Any]) -> Any:
     return stmt.on_conflict_do_update(index_elements=keys, set_=summed)
 
 
-# Built once: building and compiling them at each commit cost more than running them.
-_ROLLUPS = (
-    StageEntryRollup,
-    StageExitRollup,
-    ActivityRollup,
-    OpportunityCloseRollup,
-    OpportunityCreatedRollup,
-)
-_ADD_UP = {model: add_up_statement(model) for model in _ROLLUPS}
-
-
 _CLOSE_KEY = ("organization_id", "day", "stage_id", "type", "currency", "category_override")
 _CLOSE_SUMS = ("deals", "priced", "amount", "cycle_days")
 _CREATED_KEY = ("organization_id", "day", "currency", "won")
 _CREATED_SUMS = ("deals", "priced", "amount")
+# Each roll-up, the _Counts field counting it, the names of its key and of its sums.
+_LAYOUT = (
+    (StageEntryRollup, "entries", ("organization_id", "day", "stage_id"), ("entered", "advanced")),
+    (
+        StageExitRollup,
+        "exits",
+        ("organization_id", "day", "stage_id", "whole_days"),
+        ("exits", "hundredths"),
+    ),
+    (ActivityRollup, "activities", ("organization_id", "day"), ACTIVITY_SUMS),
+    (OpportunityCloseRollup, "closes", _CLOSE_KEY, _CLOSE_SUMS),
+    (OpportunityCreatedRollup, "created", _CREATED_KEY, _CREATED_SUMS),
+)
+
+
+_ROLLUPS = tuple(model for model, *_ in _LAYOUT)
+# Built once: building and compiling them at each commit cost more than running them.
+_ADD_UP = {model: add_up_statement(model) for model in _ROLLUPS}
 
 
 def _add_up(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
@@ -309,66 +314,15 @@ def _write_counts(session: Session) -> None:
     counts: _Counts | None = session.info.pop(_PENDING, None)
     if counts is None:
         return
-    if counts.entries:
-        _add_up(
-            session,
-            StageEntryRollup,
-            [
-                {"organization_id": o, "day": d, "stage_id": s, "entered": e, "advanced": a}
-                for (o, d, s), (e, a) in sorted(counts.entries.items())
-            ],
-        )
-    if counts.exits:
-        _add_up(
-            session,
-            StageExitRollup,
-            [
-                {
-                    "organization_id": o,
-                    "day": d,
-                    "stage_id": s,
-                    "whole_days": w,
-                    "exits": n,
-                    "hundredths": h,
-                }
-                for (o, d, s, w), (n, h) in sorted(counts.exits.items())
-            ],
-        )
-    if counts.activities:
-        _add_up(
-            session,
-            ActivityRollup,
-            [
-                {"organization_id": o, "day": d, **dict(zip(ACTIVITY_SUMS, sums, strict=True))}
-                for (o, d), sums in sorted(counts.activities.items())
-            ],
-        )
-    closes = [(key, sums) for key, sums in sorted(counts.closes.items()) if any(sums)]
-    if closes:
-        _add_up(
-            session,
-            OpportunityCloseRollup,
-            [
-                {
-                    **dict(zip(_CLOSE_KEY, key, strict=True)),
-                    **dict(zip(_CLOSE_SUMS, sums, strict=True)),
-                }
-                for key, sums in closes
-            ],
-        )
-    created = [(key, sums) for key, sums in sorted(counts.created.items()) if any(sums)]
-    if created:
-        _add_up(
-            session,
-            OpportunityCreatedRollup,
-            [
-                {
-                    **dict(zip(_CREATED_KEY, key, strict=True)),
-                    **dict(zip(_CREATED_SUMS, sums, strict=True)),
-                }
-                for key, sums in created
-            ],
-        )
+    for model, counted, key_names, sum_names in _LAYOUT:
+        pending: dict[tuple[Any, ...], list[Any]] = getattr(counts, counted)
+        rows = [
+            {**dict(zip(key_names, key, strict=True)), **dict(zip(sum_names, sums, strict=True))}
+            for key, sums in sorted(pending.items())
+            if any(sums)
+        ]
+        if rows:
+            _add_up(session, model, rows)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -410,15 +364,10 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
     # What this transaction wrote before is in the rows now: counted again at its commit,
     # it would be added twice.
     await session.flush()
-    counts = session.info.get(_PENDING)
+    counts: _Counts | None = session.info.get(_PENDING)
     if counts is not None:
-        for pending in (
-            counts.entries,
-            counts.exits,
-            counts.activities,
-            counts.closes,
-            counts.created,
-        ):
+        for _, counted, *_ in _LAYOUT:
+            pending = getattr(counts, counted)
             for key in [key for key in pending if key[0] == organization_id]:
                 del pending[key]
     for rollup in _ROLLUPS:
