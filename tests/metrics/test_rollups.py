@@ -255,25 +255,13 @@ async def test_deal_rollups_give_the_same_facts_as_the_deals(
                 gone = await session.get_one(Opportunity, (tenant.organization_id, deal))
                 gone.deleted_at = at(day)
 
-    periods = ["2026-Q2", "2026-Q3", "2026-05", "2026", "2025-Q4"]
-    periods += [Period("day", d, d + timedelta(days=1)) for d in (date(2026, 5, 20),)]
     compared = {}
-    for label in periods:
-        period = parse_period(label) if isinstance(label, str) else label
-        results = []
-        for use_rollups in (True, False):
-            monkeypatch.setattr(facts, "_reads_rollups", lambda _c, _f, use=use_rollups: use)
-            async with app.state.sessionmaker() as session, session.begin():
-                bind_tenant(session, tenant.organization_id, Actor())
-                ctx = FactContext(session, "TRY", date(2026, 11, 1), MetricFilters())
-                results.append(
-                    {
-                        name: await facts.FACTS[name](ctx, period)
-                        for name in ("closing", "created", "won", "trailing_revenue")
-                    }
-                )
-        assert results[0] == results[1], label
-        compared[str(label)] = results[1]
+    for period in PERIODS:
+        from_rollups, from_deals = await _facts_both_ways(
+            app, tenant, period, monkeypatch, ("closing", "created", "won", "trailing_revenue")
+        )
+        assert from_rollups == from_deals, period
+        compared[period.label] = from_deals
     # What was compared holds every case: won, open, unconverted, cycles, created.
     year = compared["2026"]
     closing = year["closing"][None]
@@ -321,23 +309,28 @@ def _history_row(
     )
 
 
+# A day, a month, two quarters, a year, and a quarter before any row.
+PERIODS = [
+    *(parse_period(label) for label in ("2026-Q2", "2026-Q3", "2026-05", "2026", "2025-Q4")),
+    Period("day", date(2026, 5, 20), date(2026, 5, 21)),
+]
+
+
 async def _facts_both_ways(
-    app: FastAPI, tenant: Tenant, period: Period, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI,
+    tenant: Tenant,
+    period: Period,
+    monkeypatch: pytest.MonkeyPatch,
+    names: tuple[str, ...],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(from the roll-ups, from the rows) for stage entries, stage times and activities."""
+    """The facts ``names`` (of ``facts.FACTS``), (from the roll-ups, from the rows)."""
     results = []
     for use_rollups in (True, False):
         monkeypatch.setattr(facts, "_reads_rollups", lambda _ctx, _family, use=use_rollups: use)
         async with app.state.sessionmaker() as session, session.begin():
             bind_tenant(session, tenant.organization_id, Actor())
             ctx = FactContext(session, "TRY", date(2026, 11, 1), MetricFilters())
-            results.append(
-                {
-                    "entries": await facts.stage_entry_facts(ctx, period),
-                    "times": await facts.stage_time_facts(ctx, period),
-                    "activities": await facts.activity_facts(ctx, period),
-                }
-            )
+            results.append({name: await facts.FACTS[name](ctx, period) for name in names})
     return results[0], results[1]
 
 
@@ -392,15 +385,13 @@ async def test_rollups_give_the_same_facts_as_the_rows(
         )
 
     parities = set()
-    periods = ["2026-Q2", "2026-Q3", "2026-05", "2026", "2025-Q4"]
-    periods += [Period("day", d, d + timedelta(days=1)) for d in (date(2026, 5, 20),)]
-    for period in periods:
-        parsed = parse_period(period) if isinstance(period, str) else period
-        from_rollups, from_history = await _facts_both_ways(app, tenant, parsed, monkeypatch)
-        assert from_rollups["entries"] == from_history["entries"], period
-        assert _comparable(from_rollups["times"]) == _comparable(from_history["times"]), period
-        assert from_rollups["activities"] == from_history["activities"], period
-        for row in (from_history["times"].get(None) or {}).get("stages", []):
+    names = ("stage_entries", "stage_times", "activities")
+    for period in PERIODS:
+        from_rollups, from_history = await _facts_both_ways(app, tenant, period, monkeypatch, names)
+        times, history_times = from_rollups.pop("stage_times"), from_history.pop("stage_times")
+        assert _comparable(times) == _comparable(history_times), period
+        assert from_rollups == from_history, period
+        for row in (history_times.get(None) or {}).get("stages", []):
             parities.add(int(row["exits"]) % 2)
     assert parities == {0, 1}  # medians of one middle value and of two were both compared
 
