@@ -774,7 +774,10 @@ async def trend(
     included, and the total per day. Non-admins see the deals of their own subtree.
     Default range: the 90 days up to ``to`` (default: today)."""
     to_date = to_date or today()
-    from_date = from_date or to_date - timedelta(days=DEFAULT_TREND_DAYS - 1)
+    if from_date is None:
+        # No earlier than the first day a date can hold (the range is then shorter).
+        back = DEFAULT_TREND_DAYS - 1
+        from_date = to_date - timedelta(days=back) if to_date.toordinal() > back else date.min
     if to_date < from_date:
         raise _invalid("query.to", "invalid_range", f"to {to_date} is before from {from_date}")
     if (to_date - from_date).days >= MAX_TREND_DAYS:

@@ -278,6 +278,10 @@ async def test_trend_validation(client: AsyncClient, tenant: Tenant) -> None:
         ({"owner_id": "01890000-0000-7000-8000-000000000000"}, 404),
     ):
         assert_problem(await client.get("/v1/forecasts/trend", params=params, headers=h), status)
+    # The default 90 days before the first day a date can hold stop at that day (was a 500).
+    earliest = await client.get("/v1/forecasts/trend", params={"to": "0001-01-01"}, headers=h)
+    assert earliest.status_code == 200, earliest.text
+    assert (earliest.json()["from"], earliest.json()["to"]) == ("0001-01-01", "0001-01-01")
 
 
 async def test_snapshot_counts_rows_in_sql(
