@@ -423,9 +423,9 @@ async def closing_facts(ctx: FactContext, period: Period) -> Rows:
     expected to close in it."""
     if _reads_rollups(ctx, "opportunity"):
         rollup = OpportunityCloseRollup
-        kind = HISTORY_STAGE.kind
+        kind = PipelineStage.kind
         category = func.coalesce(
-            func.nullif(rollup.category_override, ""), HISTORY_STAGE.forecast_category
+            func.nullif(rollup.category_override, ""), PipelineStage.forecast_category
         )
         takes, sums = _closing_sums(
             kind, category, rollup.type, lambda: func.sum(rollup.deals), rollup.cycle_days
@@ -433,7 +433,7 @@ async def closing_facts(ctx: FactContext, period: Period) -> Rows:
         stmt = (
             select()
             .select_from(rollup)
-            .join(HISTORY_STAGE, HISTORY_STAGE.id == rollup.stage_id)
+            .join(PipelineStage, PipelineStage.id == rollup.stage_id)
             .where(_in_days(rollup.day, period), rollup.deals != 0)
         )
         return await ctx.keyed(
@@ -540,9 +540,9 @@ def _won_from_rollups(
     stmt = (
         select()
         .select_from(rollup)
-        .join(HISTORY_STAGE, HISTORY_STAGE.id == rollup.stage_id)
+        .join(PipelineStage, PipelineStage.id == rollup.stage_id)
         .where(
-            HISTORY_STAGE.kind == "won", rollup.day >= start, rollup.day < end, rollup.deals != 0
+            PipelineStage.kind == "won", rollup.day >= start, rollup.day < end, rollup.deals != 0
         )
     )
     counts = {"won_count": func.sum(rollup.deals)}

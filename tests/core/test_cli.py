@@ -175,8 +175,18 @@ async def test_rebuild_rollups_restores_the_kpi_rollups(
         "/v1/metrics/time-in-stage", params={"period": period}, headers=tenant.headers
     )
     assert before.json()["inputs"]["exits"] == 1
+    four_vs = await client.get(
+        "/v1/metrics/four-vs", params={"period": period}, headers=tenant.headers
+    )
+    assert four_vs.json()["value"]["volume"] == 1  # the deal created, from the deal roll-ups
     async with app.state.sessionmaker() as session, session.begin():
-        for table in ("stage_entry_rollups", "stage_exit_rollups", "activity_rollups"):
+        for table in (
+            "stage_entry_rollups",
+            "stage_exit_rollups",
+            "activity_rollups",
+            "deal_close_rollups",
+            "deal_created_rollups",
+        ):
             await session.execute(text(f"DELETE FROM {table}"))
     # SQL around the API changes no generation: the cached report stays until recomputed.
     cached = await client.get(
@@ -189,6 +199,12 @@ async def test_rebuild_rollups_restores_the_kpi_rollups(
         headers=tenant.headers | {"Cache-Control": "no-cache"},
     )
     assert emptied.json()["inputs"]["exits"] == 0
+    no_deals = await client.get(
+        "/v1/metrics/four-vs",
+        params={"period": period},
+        headers=tenant.headers | {"Cache-Control": "no-cache"},
+    )
+    assert no_deals.json()["value"]["volume"] == 0
 
     result = _dealbase(database_url, "rebuild-rollups")
     assert result.returncode == 0, result.stderr
@@ -197,3 +213,7 @@ async def test_rebuild_rollups_restores_the_kpi_rollups(
         "/v1/metrics/time-in-stage", params={"period": period}, headers=tenant.headers
     )
     assert after.json() == before.json()
+    four_vs_after = await client.get(
+        "/v1/metrics/four-vs", params={"period": period}, headers=tenant.headers
+    )
+    assert four_vs_after.json() == four_vs.json()
