@@ -391,10 +391,6 @@ def _category() -> ColumnElement[Any]:
     return func.coalesce(Opportunity.forecast_category_override, PipelineStage.forecast_category)
 
 
-def _converted(amount: Expr, rate: ColumnElement[Any]) -> ColumnElement[Any]:
-    return amount * rate
-
-
 def _closing_sums(
     kind: Expr, category: Expr, type_: Expr, deals: Callable[[], ColumnElement[Any]], cycle: Expr
 ) -> tuple[dict[str, ColumnElement[bool]], dict[str, ColumnElement[Any]]]:

@@ -172,6 +172,11 @@ def _count_activity(
         sums[index] += sign * term
 
 
+# The leads table itself, not the mapped class: the tenant's soft-delete criteria do not
+# apply to it, so a deal's cycle keeps its start when its source lead is deleted later.
+_SOURCE_LEAD = Lead.__table__.alias("source_lead")
+
+
 class _LeadDays:
     """UTC days of creation of source leads, read once per flush (only won deals need
     them: their sales cycle starts at the lead's creation)."""
@@ -182,9 +187,10 @@ class _LeadDays:
 
     def __call__(self, organization_id: uuid.UUID, lead_id: uuid.UUID) -> date | None:
         if lead_id not in self.known:
+            lead = _SOURCE_LEAD.c  # deleted leads too, as ``first_contact_day`` reads them
             created_at = self.session.connection().scalar(
-                select(Lead.created_at).where(
-                    Lead.organization_id == organization_id, Lead.id == lead_id
+                select(lead.created_at).where(
+                    lead.organization_id == organization_id, lead.id == lead_id
                 )
             )
             self.known[lead_id] = None if created_at is None else utc_day(created_at)
@@ -279,10 +285,6 @@ def add_up_statement(model: type[Any]) -> Any:
     return stmt.on_conflict_do_update(index_elements=keys, set_=summed)
 
 
-_CLOSE_KEY = ("organization_id", "day", "stage_id", "type", "currency", "category_override")
-_CLOSE_SUMS = ("deals", "priced", "amount", "cycle_days")
-_CREATED_KEY = ("organization_id", "day", "currency", "won")
-_CREATED_SUMS = ("deals", "priced", "amount")
 # Each roll-up, the _Counts field counting it, the names of its key and of its sums.
 _LAYOUT = (
     (StageEntryRollup, "entries", ("organization_id", "day", "stage_id"), ("entered", "advanced")),
@@ -293,12 +295,24 @@ _LAYOUT = (
         ("exits", "hundredths"),
     ),
     (ActivityRollup, "activities", ("organization_id", "day"), ACTIVITY_SUMS),
-    (OpportunityCloseRollup, "closes", _CLOSE_KEY, _CLOSE_SUMS),
-    (OpportunityCreatedRollup, "created", _CREATED_KEY, _CREATED_SUMS),
+    (
+        OpportunityCloseRollup,
+        "closes",
+        ("organization_id", "day", "stage_id", "type", "currency", "category_override"),
+        ("deals", "priced", "amount", "cycle_days"),
+    ),
+    (
+        OpportunityCreatedRollup,
+        "created",
+        ("organization_id", "day", "currency", "won"),
+        ("deals", "priced", "amount"),
+    ),
 )
 
 
 _ROLLUPS = tuple(model for model, *_ in _LAYOUT)
+# Each roll-up's columns, key then sums: what a rebuild inserts.
+_COLUMNS = {model: [*keys, *sums] for model, _, keys, sums in _LAYOUT}
 # Built once: building and compiling them at each commit cost more than running them.
 _ADD_UP = {model: add_up_statement(model) for model in _ROLLUPS}
 
@@ -386,11 +400,7 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
         .where(of_org, StageHistory.direction.not_in(CLOSING_MOVES))
         .group_by(StageHistory.organization_id, day, StageHistory.to_stage_id)
     )
-    await session.execute(
-        insert(StageEntryRollup).from_select(
-            ["organization_id", "day", "stage_id", "entered", "advanced"], entries
-        )
-    )
+    await session.execute(insert(StageEntryRollup).from_select(_COLUMNS[StageEntryRollup], entries))
     bucket = cast(func.floor(StageHistory.days_in_previous_stage), Integer)
     exits = (
         select(
@@ -404,25 +414,14 @@ async def rebuild(session: AsyncSession, organization_id: uuid.UUID) -> None:
         .where(of_org, exit_conditions())
         .group_by(StageHistory.organization_id, day, StageHistory.from_stage_id, bucket)
     )
-    await session.execute(
-        insert(StageExitRollup).from_select(
-            ["organization_id", "day", "stage_id", "whole_days", "exits", "hundredths"], exits
-        )
-    )
+    await session.execute(insert(StageExitRollup).from_select(_COLUMNS[StageExitRollup], exits))
     activity_day = utc_date(Activity.occurred_at)
     activities = (
         select(Activity.organization_id, activity_day, *activity_sums().values())
         .where(Activity.organization_id == organization_id)
         .group_by(Activity.organization_id, activity_day)
     )
-    await session.execute(
-        insert(ActivityRollup).from_select(["organization_id", "day", *ACTIVITY_SUMS], activities)
-    )
-
-
-# The leads table itself, not the mapped class: the tenant's soft-delete criteria do not
-# apply to it, so a deal's cycle keeps its start when its source lead is deleted later.
-_SOURCE_LEAD = Lead.__table__.alias("source_lead")
+    await session.execute(insert(ActivityRollup).from_select(_COLUMNS[ActivityRollup], activities))
 
 
 def first_contact_day() -> ColumnElement[Any]:
@@ -463,7 +462,7 @@ async def _rebuild_deals(session: AsyncSession, organization_id: uuid.UUID) -> N
         .group_by(*close_keys)
     )
     await session.execute(
-        insert(OpportunityCloseRollup).from_select([*_CLOSE_KEY, *_CLOSE_SUMS], closes)
+        insert(OpportunityCloseRollup).from_select(_COLUMNS[OpportunityCloseRollup], closes)
     )
     created_keys = (
         Opportunity.organization_id,
@@ -482,5 +481,5 @@ async def _rebuild_deals(session: AsyncSession, organization_id: uuid.UUID) -> N
         .group_by(*created_keys)
     )
     await session.execute(
-        insert(OpportunityCreatedRollup).from_select([*_CREATED_KEY, *_CREATED_SUMS], created)
+        insert(OpportunityCreatedRollup).from_select(_COLUMNS[OpportunityCreatedRollup], created)
     )
