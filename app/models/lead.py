@@ -195,6 +195,14 @@ class Lead(TenantMixin, TimestampMixin, VersionedMixin, SoftDeleteMixin, Base):
         ),
         Index("ix_leads_organization_id_import_job_id", "organization_id", "import_job_id"),
         Index("ix_leads_organization_id_campaign_id", "organization_id", "campaign_id"),
+        # Deals sourced by a campaign: the live campaign leads are hashed from this small
+        # index alone, not fetched from the table.
+        Index(
+            "ix_leads_campaign_sourced",
+            "organization_id",
+            "id",
+            postgresql_where=text("campaign_id IS NOT NULL AND deleted_at IS NULL"),
+        ),
         Index("ix_leads_organization_id_score", "organization_id", "score", "id"),
         # The funnel KPIs read the leads that reached a status in a period.
         *(

@@ -203,6 +203,15 @@ class Opportunity(TenantMixin, TimestampMixin, VersionedMixin, SoftDeleteMixin, 
             postgresql_include=[*KPI_COLUMNS, "close_date"],
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        # Paying customers over a window: the won deals in account order, so counting the
+        # accounts needs no sort.
+        Index(
+            "ix_opportunities_won_account",
+            "organization_id",
+            "account_id",
+            postgresql_include=["close_date"],
+            postgresql_where=text("stage_kind = 'won' AND deleted_at IS NULL"),
+        ),
         Index("ix_opportunities_organization_id_amount", "organization_id", "amount", "id"),
         Index("ix_opportunities_organization_id_updated_at", "organization_id", "updated_at", "id"),
     )

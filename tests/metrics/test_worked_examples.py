@@ -156,6 +156,34 @@ async def test_cltv(app: FastAPI, client: AsyncClient, tenant: Tenant) -> None:
     assert cltv["inputs"]["average_lifetime_years"] == "3.00"
 
 
+async def test_cltv_counts_each_paying_customer_once(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    facts = Facts(app, tenant)
+    await facts.customers(1, became=at(date(2021, 5, 1)), churned=at(date(2024, 5, 1)))
+    ana, bora = await facts.user("Ana"), await facts.user("Bora")
+    repeat, single = await facts.customers(2, became=at(date(2025, 1, 1)))
+    window = date(2025, 9, 1)
+    # Within the window: `repeat` pays three times (twice through Ana, once through
+    # Bora), `single` once through Ana; a lost deal and a deleted won deal pay nothing.
+    await facts.deals(2, amount=3_000, close_date=window, account_id=repeat, owner_id=ana)
+    await facts.deals(1, amount=6_000, close_date=window, account_id=repeat, owner_id=bora)
+    await facts.deals(1, amount=6_000, close_date=window, account_id=single, owner_id=ana)
+    await facts.deals(1, stage="closed_lost", close_date=window, owner_id=bora)
+    await facts.deals(1, close_date=window, owner_id=bora, deleted_at=at(window))
+
+    cltv = await metric(client, tenant, "cltv")
+    # 18,000 from two customers: 9,000 a year each, for three years.
+    assert cltv["inputs"]["average_annual_revenue_per_customer"] == "9000.00"
+    assert cltv["value"] == "27000.00"
+    by_owner = await metric(client, tenant, "cltv", group_by="owner")
+    per_customer = {
+        g["label"]: g["inputs"]["average_annual_revenue_per_customer"] for g in by_owner["groups"]
+    }
+    # Ana: 12,000 from `repeat` and `single`; Bora: 6,000 from `repeat` alone.
+    assert (per_customer["Ana"], per_customer["Bora"]) == ("6000.00", "6000.00")
+
+
 async def test_pipeline_velocity(app: FastAPI, client: AsyncClient, tenant: Tenant) -> None:
     facts = Facts(app, tenant)
     created = Q2 + timedelta(days=2)
