@@ -85,12 +85,15 @@ async def prepare_for_aggregates(session: AsyncSession) -> None:
     ran up to 2× slower (trailing revenue 240 → 480 ms at 1M). Planning anew costs ~1 ms.
     No merge joins: the planner cannot know how many days the exchange-rate CTEs list
     (``fx``), and with a high guess it sorted a quarter's deals to merge them with the rate
-    days instead of hashing the few real ones (revenue by rep at 1M: 880 → 680 ms)."""
+    days instead of hashing the few real ones (revenue by rep at 1M: 880 → 680 ms). No JIT
+    compilation: a correlated subquery's cost estimate crossed ``jit_above_cost`` and the
+    lead funnel spent 14 ms compiling to read 25,000 index entries."""
     await session.execute(
         select(
             func.set_config("work_mem", AGGREGATE_WORK_MEM, True),
             func.set_config("plan_cache_mode", "force_custom_plan", True),
             func.set_config("enable_mergejoin", "off", True),
+            func.set_config("jit", "off", True),
         )
     )
 
@@ -279,32 +282,26 @@ class FactContext:
         day: Expr,
         money: Money,
         sums: dict[str, ColumnElement[Any]] | None = None,
-        per_row: bool | None = None,
         priced: Expr | None = None,
     ) -> Select[Any]:
         """Money sums converted to the corporate currency, aggregated first and converted
         after: ``stmt``'s rows are summed per key, currency and conversion day, and only
-        those few partial sums meet the rates (exact, since conversion is linear).
+        those few partial sums meet the rates (exact, since conversion is linear). The rows
+        in the corporate currency need no rate, so their days do not matter: they add up
+        to one partial sum per key. Even per rep, a quarter's won deals at 1M shrink to
+        9,100 partial sums (of 56,700 deals; 43,600 when every row kept its day), so
+        converting each row instead costs more (revenue by rep 369 → 305 ms).
 
         ``money`` maps a name to (amount, condition); each gives ``name`` (the converted
         sum) and ``name_unconverted`` (rows with an amount but no known rate). ``sums``
         are other additive aggregates (counts, day totals) carried through unchanged.
 
-        ``per_row`` converts each row instead, for keys as fine as a rep: a quarter's won
-        deals summed per rep, currency and day barely shrink (43,600 sums of 56,700 deals
-        at 1M), so the partial sums only add a second aggregation (rep quotas 175 → 135 ms;
-        deals closing, won and created grouped by rep 1,350 → 1,170 ms). By default, when
-        the report is grouped by owner.
-
         ``priced``: the rows are roll-ups, each of several deals, and this column says how
         many of them have an amount (otherwise a row with an amount counts one)."""
         sums = sums or {}
-        if per_row is None:
-            per_row = self.group_by == "owner" and priced is None
-        if per_row:
-            return self._converted_per_row(stmt, keys, currency, day, money, sums)
+        rate_day = case((currency == self.corporate, null()), else_=day)
         inner_columns: list[Any] = [k.label(f"k_{name}") for name, k in keys.items()]
-        inner_columns += [currency.label("currency"), day.label("day")]
+        inner_columns += [currency.label("currency"), rate_day.label("day")]
         for name, (amount, condition) in money.items():
             total: ColumnElement[Any] = func.sum(amount)
             rows: ColumnElement[Any] = func.count(amount) if priced is None else func.sum(priced)
@@ -314,7 +311,7 @@ class FactContext:
         inner_columns += [aggregate.label(f"s_{name}") for name, aggregate in sums.items()]
         partial = (
             stmt.add_columns(*inner_columns)
-            .group_by(*keys.values(), currency, day)
+            .group_by(*keys.values(), currency, rate_day)
             .subquery("partial")
         )
         outer = select(*(partial.c[f"k_{name}"].label(name) for name in keys)).select_from(partial)
@@ -329,28 +326,6 @@ class FactContext:
             )
         columns += [func.coalesce(func.sum(partial.c[f"s_{name}"]), 0).label(name) for name in sums]
         return outer.add_columns(*columns).group_by(*(partial.c[f"k_{n}"] for n in keys))
-
-    def _converted_per_row(
-        self,
-        stmt: Select[Any],
-        keys: dict[str, Expr],
-        currency: Expr,
-        day: Expr,
-        money: Money,
-        sums: dict[str, ColumnElement[Any]],
-    ) -> Select[Any]:
-        """``converted`` with each row meeting its rate: the same columns, the same sums."""
-        stmt, rate = self.converter.join_rate(stmt, currency, day)
-        columns: list[Any] = [k.label(name) for name, k in keys.items()]
-        for name, (amount, condition) in money.items():
-            total: ColumnElement[Any] = func.sum(amount * rate)
-            missing: ColumnElement[bool] = rate.is_(None)
-            if condition is not None:
-                total, missing = total.filter(condition), and_(condition, missing)
-            columns.append(func.coalesce(total, 0).label(name))
-            columns.append(func.count(amount).filter(missing).label(f"{name}_unconverted"))
-        columns += [func.coalesce(aggregate, 0).label(name) for name, aggregate in sums.items()]
-        return stmt.add_columns(*columns).group_by(*keys.values())
 
     async def keyed(self, stmt: Select[Any]) -> Rows:
         """Run an aggregate ``stmt`` that has a ``group_key`` column."""
@@ -799,7 +774,6 @@ async def rep_quota_facts(ctx: FactContext, period: Period) -> Rows:
         currency=Opportunity.currency,
         day=Opportunity.close_date,
         money={"won": (Opportunity.amount, None)},
-        per_row=True,
     ).subquery("rep_won")
     quota_amount = func.coalesce(quotas.c.inside, quotas.c.prorated)
     stmt = (

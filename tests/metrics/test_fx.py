@@ -76,11 +76,12 @@ async def test_sql_conversion_matches_rate_on_and_is_tenant_scoped(
     assert got[12] == Decimal(40) and got[13] == got[14] == Decimal(50)
 
 
-async def test_converting_each_row_sums_as_converting_partial_sums(
+async def test_converted_sums_convert_per_currency_and_day(
     app: FastAPI, client: AsyncClient, tenant: Tenant
 ) -> None:
-    """``converted(per_row=True)`` (reports by rep) gives the very figures of the default
-    path that sums per currency and day first, unconverted rows and plain sums included."""
+    """``converted`` sums per currency and day before converting (the rows in the
+    corporate currency on all their days together): unconverted rows and plain sums
+    included, the figures are those of converting each row."""
     await _rate(client, tenant, "2026-01-01", "EUR/TRY", "35.5")
     await _rate(client, tenant, "2026-02-01", "EUR/TRY", "36.25")
     await _rate(client, tenant, "2026-01-15", "TRY/USD", "0.025")
@@ -90,6 +91,7 @@ async def test_converting_each_row_sums_as_converting_partial_sums(
         ("a", "USD", date(2026, 1, 20), "300.30", True),
         ("a", "USD", date(2026, 1, 2), "400.40", True),  # before any USD rate
         ("b", "TRY", date(2026, 1, 5), "500.50", True),
+        ("b", "TRY", date(2026, 2, 20), "99.50", True),
         ("b", "GBP", date(2026, 2, 5), "600.60", False),  # no GBP rate at all
         ("b", "EUR", date(2026, 3, 1), None, True),
     ]
@@ -108,20 +110,29 @@ async def test_converting_each_row_sums_as_converting_partial_sums(
     async with app.state.sessionmaker() as session:
         bind_tenant(session, tenant.organization_id, Actor())
         ctx = FactContext(session, "TRY", date(2026, 3, 1), MetricFilters())
-        results = []
-        for per_row in (False, True):
-            stmt = ctx.converted(
-                select().select_from(facts),
-                {"group_key": facts.c.k},
-                currency=facts.c.currency,
-                day=facts.c.day,
-                money={"won": (facts.c.amount, facts.c.won), "all": (facts.c.amount, None)},
-                sums={"deals": func.count(), "won_deals": func.count().filter(facts.c.won)},
-                per_row=per_row,
-            )
-            results.append(await ctx.keyed(stmt))
-    partial_sums, each_row = results
-    assert each_row == partial_sums
-    assert each_row["a"]["won"] == Decimal("100.10") * Decimal("35.5") + Decimal("300.30") * 40
-    assert each_row["a"]["won_unconverted"] == 1 and each_row["b"]["all_unconverted"] == 1
-    assert each_row["b"]["deals"] == 3 and each_row["b"]["won_deals"] == 2
+        stmt = ctx.converted(
+            select().select_from(facts),
+            {"group_key": facts.c.k},
+            currency=facts.c.currency,
+            day=facts.c.day,
+            money={"won": (facts.c.amount, facts.c.won), "all": (facts.c.amount, None)},
+            sums={"deals": func.count(), "won_deals": func.count().filter(facts.c.won)},
+        )
+        got = await ctx.keyed(stmt)
+    a_won = Decimal("100.10") * Decimal("35.5") + Decimal("300.30") * 40
+    assert got["a"] == {
+        "won": a_won,
+        "won_unconverted": 1,
+        "all": a_won + Decimal("200.20") * Decimal("36.25"),
+        "all_unconverted": 1,
+        "deals": 4,
+        "won_deals": 3,
+    }
+    assert got["b"] == {
+        "won": Decimal("600.00"),
+        "won_unconverted": 0,
+        "all": Decimal("600.00"),
+        "all_unconverted": 1,
+        "deals": 4,
+        "won_deals": 3,
+    }
