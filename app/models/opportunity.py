@@ -306,7 +306,18 @@ class StageExitRollup(TenantKeyMixin, Base):
     exits: Mapped[int] = mapped_column(Integer, default=0)
     hundredths: Mapped[int] = mapped_column(BigInteger, default=0)
 
-    __table_args__ = (tenant_fk("stage_id", "pipeline_stages"),)
+    __table_args__ = (
+        tenant_fk("stage_id", "pipeline_stages"),
+        # A quarter is ~72,000 rows at 1M deals: summed from this index alone, not from
+        # the table's pages (time in stage's buckets 44 → 21 ms). Counting an exit is no
+        # longer a heap-only update then: each stage move writes index entries.
+        Index(
+            "ix_stage_exit_rollups_kpi",
+            "organization_id",
+            "day",
+            postgresql_include=["stage_id", "whole_days", "exits", "hundredths"],
+        ),
+    )
 
 
 class OpportunityCloseRollup(TenantKeyMixin, Base):
