@@ -1045,8 +1045,13 @@ async def _stage_times_from_rollups(ctx: FactContext, period: Period) -> Rows | 
     lookups: dict[tuple[uuid.UUID | None, int], list[int]] = {}
     for stage_id, bucket, offset in targets:
         lookups.setdefault((stage_id, bucket), []).append(offset)
+    # Each lookup: its stage and bucket, the offsets it serves, the first and how many.
+    spans = [
+        (key, offsets, min(offsets), max(offsets) - min(offsets) + 1)
+        for key, offsets in lookups.items()
+    ]
     picks = []
-    for index, ((stage_id, bucket), offsets) in enumerate(lookups.items()):
+    for index, ((stage_id, bucket), _offsets, first, count) in enumerate(spans):
         of_stage = (
             StageHistory.from_stage_id == stage_id
             if stage_id is not None
@@ -1061,21 +1066,21 @@ async def _stage_times_from_rollups(ctx: FactContext, period: Period) -> Rows | 
                 rollups.exit_conditions(),
             )
             .order_by(days)
-            .offset(min(offsets))
-            .limit(max(offsets) - min(offsets) + 1)
+            .offset(first)
+            .limit(count)
             .subquery()
             .select()
         )
     picked: dict[int, list[Decimal]] = {}
     for lookup, value in await ctx.session.execute(union_all(*picks)):
         picked.setdefault(lookup, []).append(Decimal(value))
-    for index, ((stage_id, _bucket), offsets) in enumerate(lookups.items()):
+    for index, ((stage_id, _bucket), offsets, first, count) in enumerate(spans):
         found = sorted(picked.get(index, []))
-        if len(found) < max(offsets) - min(offsets) + 1:
+        if len(found) < count:
             return None  # the roll-ups count moves the history lacks (written around the API)
         for offset in offsets:
             # Each partition has its two positions' values; their mean is the median.
-            partitions[stage_id]["median_days"] += found[offset - min(offsets)] / 2
+            partitions[stage_id]["median_days"] += found[offset - first] / 2
     whole = partitions.pop(None)
     return {None: {**whole, "stages": list(partitions.values())}}
 
