@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app.core.tenancy import Actor, bind_tenant
-from app.metrics.facts import prepare_for_aggregates
+from app.metrics.facts import FACT_CONCURRENCY, prepare_for_aggregates
 from app.metrics.kpis import KPIS
 from tests.factories import Tenant, assert_problem, create, create_account
 from tests.metrics.builders import Facts, at
@@ -249,6 +249,32 @@ async def test_summary_agrees_with_the_single_metrics(
         assert summary["metrics"][kpi.name]["ignored_filters"] == single["ignored_filters"]
 
 
+async def test_a_summary_computes_its_facts_in_a_few_shared_transactions(
+    app: FastAPI, client: AsyncClient, tenant: Tenant
+) -> None:
+    """The summary's sixteen facts run side by side on ``FACT_CONCURRENCY`` connections,
+    each worker computing one fact after another in one transaction: a transaction per
+    fact cost a quarter of a summary's CPU at 10k deals (bench/README)."""
+    await _simple_deals(client, tenant, 2, amount="1000")
+    begun: list[object] = []
+
+    def count_begin(connection: object) -> None:
+        begun.append(connection)
+
+    engine = app.state.aggregates_engine.sync_engine
+    event.listen(engine, "begin", count_begin)
+    try:
+        response = await client.get(
+            "/v1/metrics/summary?period=2026-Q2",
+            headers=tenant.headers | {"Cache-Control": "no-cache"},
+        )
+    finally:
+        event.remove(engine, "begin", count_begin)
+    assert response.status_code == 200, response.text
+    assert set(response.json()["metrics"]) == {k.name for k in KPIS}
+    assert 1 <= len(begun) <= FACT_CONCURRENCY
+
+
 async def test_win_rate_split_and_funnel(app: FastAPI, client: AsyncClient, tenant: Tenant) -> None:
     facts = Facts(app, tenant)
     close = Q2 + timedelta(days=5)
@@ -447,11 +473,25 @@ async def test_kpi_transactions_plan_each_statement_for_its_own_values(
     """Generic plans (reused after five runs of a prepared statement) made the KPI
     statements up to 2× slower; the KPI transactions force a plan per run, for themselves
     only."""
-    settings = text("SELECT current_setting('plan_cache_mode'), current_setting('work_mem')")
+    settings = text(
+        "SELECT current_setting('plan_cache_mode'), current_setting('work_mem'),"
+        " current_setting('max_parallel_workers_per_gather')"
+    )
     async with app.state.sessionmaker() as session:
         bind_tenant(session, tenant.organization_id, Actor())
         async with session.begin():
-            await prepare_for_aggregates(session)
-            assert tuple((await session.execute(settings)).one()) == ("force_custom_plan", "64MB")
+            default_workers = (await session.execute(settings)).one()[2]
+        assert default_workers != "0"
         async with session.begin():
-            assert (await session.execute(settings)).one()[0] == "auto"
+            await prepare_for_aggregates(session)
+            assert tuple((await session.execute(settings)).one()) == (
+                "force_custom_plan",
+                "64MB",
+                default_workers,
+            )
+        async with session.begin():
+            # A report's facts, computed side by side, get no parallel workers of their own.
+            await prepare_for_aggregates(session, side_by_side=True)
+            assert (await session.execute(settings)).one()[2] == "0"
+        async with session.begin():
+            assert tuple((await session.execute(settings)).one())[::2] == ("auto", default_workers)
