@@ -38,10 +38,12 @@ _HANDLE = "driver_handle"  # session info
 
 @dataclass(frozen=True, slots=True)
 class _Handle:
-    """The session's transaction, its SQLAlchemy connection and the asyncpg one under it."""
+    """The session's transaction, its SQLAlchemy connection, SQLAlchemy's adapter of the
+    asyncpg connection and the asyncpg connection itself."""
 
     transaction: SessionTransaction
     connection: AsyncConnection
+    adapter: Any  # sqlalchemy.dialects.postgresql.asyncpg.AsyncAdapt_asyncpg_connection
     driver: asyncpg.Connection
 
 
@@ -55,8 +57,25 @@ async def _handle(session: AsyncSession) -> _Handle:
     transaction = session.sync_session.get_transaction()
     assert transaction is not None
     raw = await connection.get_raw_connection()
-    handle = session.info[_HANDLE] = _Handle(transaction, connection, raw.driver_connection)
+    handle = session.info[_HANDLE] = _Handle(
+        transaction, connection, raw.dbapi_connection, raw.driver_connection
+    )
     return handle
+
+
+async def _begin(adapter: Any) -> None:
+    """Send ``BEGIN`` as SQLAlchemy's asyncpg adapter does before its first statement of a
+    transaction, and hand the transaction to the adapter, which ends it when the session
+    commits or rolls back. The adapter begins lazily, on its own statements only: without
+    this, statements sent here before any through SQLAlchemy ran in autocommit, each
+    committed alone, and a request that failed halfway kept what it had written."""
+    transaction = adapter._connection.transaction(
+        isolation=adapter.isolation_level,
+        readonly=adapter.readonly,
+        deferrable=adapter.deferrable,
+    )
+    await transaction.start()
+    adapter._transaction = transaction
 
 
 async def run(
@@ -66,6 +85,10 @@ async def run(
     not), its errors raised as SQLAlchemy's (``statement`` names what it sends)."""
     handle = await _handle(session)
     try:
+        # Not begun yet: neither by a statement of SQLAlchemy's nor by an earlier one here.
+        # (Autocommit read sessions have no transaction to begin.)
+        if handle.adapter._transaction is None and not handle.adapter.autocommit:
+            await _begin(handle.adapter)
         return await call(handle.driver)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
         # InternalClientError: the protocol is out of step with the server, as when the

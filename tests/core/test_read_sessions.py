@@ -1,5 +1,5 @@
 """Reads (GET) run on autocommit sessions that refuse writes; other operations, and the
-KPI reports, run in one transaction."""
+KPI reports, run in one transaction, statements sent on the driver included."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.core.repository import insert_rows
@@ -63,3 +63,26 @@ async def test_a_read_session_refuses_writes(app: FastAPI, tenant: Tenant) -> No
         row = {"organization_id": tenant.organization_id, "name": "Inserted on a read"}
         with pytest.raises(ReadOnlySession):
             await insert_rows(session, Account, [row])
+
+
+async def test_statements_on_the_driver_are_part_of_the_session_transaction(
+    app: FastAPI, tenant: Tenant
+) -> None:
+    """Hot paths send statements straight to asyncpg (``app.core.driver``). Sent before any
+    through SQLAlchemy, they used to run in autocommit, each committed alone: rolled back,
+    the session must keep none of them."""
+    row = {
+        "organization_id": tenant.organization_id,
+        "name": "Never committed",
+        "segment": "smb",
+        "version": 1,
+    }
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        await insert_rows(session, Account, [row])
+        written = select(func.count()).select_from(Account).where(Account.name == row["name"])
+        assert await session.scalar(written) == 1  # seen inside the transaction
+        await session.rollback()
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        assert await session.scalar(written) == 0

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient, Response
-from sqlalchemy import select
+from httpx import ASGITransport, AsyncClient, Response
+from sqlalchemy import func, select
 
 from app.core.ids import new_id as other_id
 from app.core.tenancy import Actor, bind_tenant
-from app.models import OutboxEvent
+from app.leads import service
+from app.models import AuditLog, Lead, LeadStatusHistory, OutboxEvent, TerritoryAssignment
 from tests.factories import (
     Tenant,
     assert_problem,
@@ -100,6 +102,38 @@ async def _events(app: FastAPI, tenant: Tenant, prefix: str = "") -> list[tuple[
             .order_by(OutboxEvent.id)
         )
         return [(r[0], r[1]) for r in rows]
+
+
+async def test_a_create_that_fails_halfway_leaves_nothing_behind(
+    app: FastAPI, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create writes the lead, its history, its territory assignment, its audit row and its
+    event on the driver, then enrols the lead in nurture programs. All of it is one
+    transaction: when the last step fails, none of the rows stays and no event goes out."""
+
+    async def fail(*_args: Any) -> None:
+        raise RuntimeError("injected: enrolling the lead failed")
+
+    monkeypatch.setattr(service.nurture, "on_change", fail)
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post(
+            "/v1/leads",
+            json={"last_name": "Yarım", "email": "yarim@example.com.tr"},
+            headers=tenant.headers,
+        )
+    assert response.status_code == 500, response.text
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        for model, about_leads in (
+            (Lead, True),
+            (LeadStatusHistory, True),
+            (TerritoryAssignment, TerritoryAssignment.record_type == "lead"),
+            (AuditLog, AuditLog.resource_type == "lead"),
+            (OutboxEvent, OutboxEvent.resource_type == "lead"),
+        ):
+            count = select(func.count()).select_from(model).where(about_leads)
+            assert await session.scalar(count) == 0, model.__name__
 
 
 # --- create, read, delete ------------------------------------------------------------------
