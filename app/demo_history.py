@@ -26,6 +26,7 @@ from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.driver import run
 from app.core.ids import new_id
 from app.core.tenancy import tenant_id
 from app.metrics import rollups
@@ -160,10 +161,11 @@ class _Writer:
                     value = json.dumps(value)
                 record.append(value)
             records.append(tuple(record))
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table.name, records=records, columns=[c.name for c in columns]
+        names = [c.name for c in columns]
+        await run(
+            self.session,
+            f"COPY {table.name}",
+            lambda driver: driver.copy_records_to_table(table.name, records=records, columns=names),
         )
         record_change(self.session, self.organization_id)  # COPY bypasses the ORM's counting
         self.written[table.name] += len(records)
