@@ -225,8 +225,9 @@ class FactContext:
             return
         organization, actor = tenant_id(self.session), actor_of(self.session)
         bind = self.session.info.get(AGGREGATES_ENGINE_KEY) or self.session.bind
-        # Shared: each worker takes the next fact left, the slowest first.
-        jobs = iter(sorted(missing.items(), key=lambda job: _start_rank(job[1][0])))
+        # Shared: each worker takes the next fact left, the slowest first. (An item is
+        # (memo key, (fact name, period)).)
+        jobs = iter(sorted(missing.items(), key=lambda item: _start_rank(item[1][0])))
 
         async def work() -> None:
             # One session per worker, not per fact: the facts only read, so they can share
