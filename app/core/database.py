@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
+from app.core.driver import DISCONNECT_SQLSTATES, ReadSession
 from app.core.tenancy import READ_ONLY_KEY
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,6 @@ EMBEDDED_DATABASE = "dealbase"
 # connection while it waits for more from the same pool could wait forever, once enough
 # concurrent reports hold every connection of it.
 AGGREGATES_ENGINE_KEY = "aggregates_engine"
-# SQLSTATEs after which a connection is gone: class 08 (connection exception) and 57P01-57P03
-# (the server shut down, crashed, or does not take connections: starting or stopping).
-DISCONNECT_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 def to_async_url(url: str) -> URL:
@@ -133,6 +131,7 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     Writes are refused on them (``app.core.tenancy``)."""
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"),
+        class_=ReadSession,
         expire_on_commit=False,
         autoflush=False,
         info={READ_ONLY_KEY: True},

@@ -11,6 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from app.core.driver import prepared_rows
 from app.core.repository import insert_rows
 from app.core.tenancy import READ_ONLY_KEY, Actor, ReadOnlySession, bind_tenant
 from app.models import Account
@@ -86,3 +87,45 @@ async def test_statements_on_the_driver_are_part_of_the_session_transaction(
     async with app.state.sessionmaker() as session:
         bind_tenant(session, tenant.organization_id, Actor())
         assert await session.scalar(written) == 0
+
+
+# Built once: prepared_rows compiles a statement at its first run only.
+_ACCOUNT_NAMES = select(Account.id, Account.name)
+
+
+async def test_a_read_session_holds_at_most_one_connection_and_gives_it_back(
+    app: FastAPI, tenant: Tenant
+) -> None:
+    """A read session's statements on the driver take a pooled connection of its own (not
+    a SQLAlchemy connection, ~100 µs a request): the ORM's first statement, and ``close``,
+    give it back, so a request never holds two connections, and none is kept."""
+    await create_account_row(app, tenant, "Read on the driver")
+    pool = app.state.engine.pool
+    before = pool.checkedout()
+    async with app.state.read_sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        rows = await prepared_rows(session, _ACCOUNT_NAMES)
+        assert [row.name for row in rows] == ["Read on the driver"]
+        assert pool.checkedout() == before + 1
+        assert session.sync_session.get_transaction() is None  # no SQLAlchemy connection
+
+        assert await session.scalar(select(func.count()).select_from(Account)) == 1
+        assert pool.checkedout() == before + 1  # the ORM's, the driver's given back
+        # Now the driver sends on the ORM's connection.
+        assert len(await prepared_rows(session, _ACCOUNT_NAMES)) == 1
+        assert pool.checkedout() == before + 1
+    assert pool.checkedout() == before
+
+    async with app.state.read_sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        assert len(await prepared_rows(session, _ACCOUNT_NAMES)) == 1
+        assert pool.checkedout() == before + 1
+    assert pool.checkedout() == before
+
+
+async def create_account_row(app: FastAPI, tenant: Tenant, name: str) -> None:
+    async with app.state.sessionmaker() as session:
+        bind_tenant(session, tenant.organization_id, Actor())
+        row = {"organization_id": tenant.organization_id, "name": name, "segment": "smb"}
+        await insert_rows(session, Account, [{**row, "version": 1}])
+        await session.commit()
