@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
@@ -107,6 +108,9 @@ def create_engine(
         pool_recycle=1800,
         # JIT compiling a KPI aggregate costs more (hundreds of ms) than running it.
         connect_args={"server_settings": {"jit": "off"}},
+        # jsonb values (custom fields, two a deal) decoded ~8× faster than json.loads: ~4 % of
+        # a list page.
+        json_deserializer=pydantic_core.from_json,
         **kwargs,
     )
     event.listen(engine.sync_engine, "handle_error", _detect_disconnects)
