@@ -52,6 +52,17 @@ class _Handle:
     adapter: Any  # sqlalchemy.dialects.postgresql.asyncpg.AsyncAdapt_asyncpg_connection
     driver: asyncpg.Connection
 
+    @classmethod
+    def of(
+        cls,
+        transaction: SessionTransaction | None,
+        connection: AsyncConnection | None,
+        pooled: PoolProxiedConnection,
+    ) -> _Handle:
+        return cls(
+            transaction, connection, pooled, pooled.dbapi_connection, pooled.driver_connection
+        )
+
 
 async def _handle(session: AsyncSession) -> _Handle:
     # Kept for the transaction: asking the session for its connection each time (a
@@ -65,16 +76,12 @@ async def _handle(session: AsyncSession) -> _Handle:
         # their events and state changes) cost ~100 µs to take and give back, an eighth of
         # a GET of one deal. Nothing here needs it: reads in autocommit have no transaction.
         assert isinstance(session.bind, AsyncEngine)
-        pooled = await session.bind.raw_connection()
-        handle = _Handle(None, None, pooled, pooled.dbapi_connection, pooled.driver_connection)
+        handle = _Handle.of(None, None, await session.bind.raw_connection())
     else:
         connection = await session.connection()  # begins the transaction if none is
         transaction = session.sync_session.get_transaction()
         assert transaction is not None
-        pooled = await connection.get_raw_connection()
-        handle = _Handle(
-            transaction, connection, pooled, pooled.dbapi_connection, pooled.driver_connection
-        )
+        handle = _Handle.of(transaction, connection, await connection.get_raw_connection())
     session.info[_HANDLE] = handle
     return handle
 
@@ -83,10 +90,9 @@ def _give_back_own_connection(info: dict[str, Any]) -> None:
     """Return a read session's own pooled connection, if it holds one. No I/O: in
     autocommit there is no transaction to roll back."""
     handle: _Handle | None = info.get(_HANDLE)
-    if handle is not None and handle.connection is None:
+    if handle is not None and handle.connection is None:  # (an invalidated one is gone)
         del info[_HANDLE]
-        if handle.pooled.dbapi_connection is not None:  # None once invalidated
-            handle.pooled.close()
+        handle.pooled.close()
 
 
 class _ReadSyncSession(Session):

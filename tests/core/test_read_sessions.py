@@ -94,12 +94,12 @@ _ACCOUNT_NAMES = select(Account.id, Account.name)
 
 
 async def test_a_read_session_holds_at_most_one_connection_and_gives_it_back(
-    app: FastAPI, tenant: Tenant
+    app: FastAPI, client: AsyncClient, tenant: Tenant
 ) -> None:
     """A read session's statements on the driver take a pooled connection of its own (not
     a SQLAlchemy connection, ~100 µs a request): the ORM's first statement, and ``close``,
     give it back, so a request never holds two connections, and none is kept."""
-    await create_account_row(app, tenant, "Read on the driver")
+    await create_account(client, tenant.headers, name="Read on the driver")
     pool = app.state.engine.pool
     before = pool.checkedout()
     async with app.state.read_sessionmaker() as session:
@@ -121,11 +121,3 @@ async def test_a_read_session_holds_at_most_one_connection_and_gives_it_back(
         assert len(await prepared_rows(session, _ACCOUNT_NAMES)) == 1
         assert pool.checkedout() == before + 1
     assert pool.checkedout() == before
-
-
-async def create_account_row(app: FastAPI, tenant: Tenant, name: str) -> None:
-    async with app.state.sessionmaker() as session:
-        bind_tenant(session, tenant.organization_id, Actor())
-        row = {"organization_id": tenant.organization_id, "name": name, "segment": "smb"}
-        await insert_rows(session, Account, [{**row, "version": 1}])
-        await session.commit()
